@@ -1,0 +1,66 @@
+"""embedspace: explore the latent semantic space of text.
+
+Embed text with sentence-transformers, keep it in an :class:`EmbeddingSet`, and search,
+map, relate and generate from it. Importing the package is light: torch, faiss, umap
+and hdbscan are imported only by the functions that use them.
+
+Examples
+--------
+>>> import embedspace as es  # doctest: +SKIP
+>>> docs = es.read("corpus:20newsgroups")  # doctest: +SKIP
+>>> space = es.embed(docs)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .cache import EmbeddingCache
+from .embedding import embed, embed_to_disk
+from .embeddingset import EmbeddingSet
+from .encoders import ModelIdentity, load_encoder
+from .errors import (
+    EmbedspaceError,
+    FormatError,
+    InputError,
+    MissingDependencyError,
+    ModelMismatchError,
+    ModelNotFoundError,
+    OutputExistsError,
+)
+from .evaluation import evaluate_sts
+from .sources import read
+
+
+def load(path) -> EmbeddingSet:
+    """Load an EmbeddingSet directory (see :meth:`EmbeddingSet.load`)."""
+    return EmbeddingSet.load(path)
+
+
+__all__ = [
+    "EmbedspaceError",
+    "EmbeddingCache",
+    "EmbeddingSet",
+    "FormatError",
+    "InputError",
+    "MissingDependencyError",
+    "ModelIdentity",
+    "ModelMismatchError",
+    "ModelNotFoundError",
+    "OutputExistsError",
+    "embed",
+    "embed_to_disk",
+    "evaluate_sts",
+    "load",
+    "load_encoder",
+    "read",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("embedspace."):
+        try:
+            _obj.__module__ = "embedspace"
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

@@ -1,0 +1,189 @@
+"""Export a sentence-transformers model to ONNX once, and run it with ONNX Runtime or OpenVINO.
+
+sentence-transformers' own ``backend="onnx"`` needs ``optimum``, which cannot be
+installed beside sentence-transformers 6, so the export is done here: the transformer
+is traced with ``torch.onnx.export`` (keyword inputs, opset 17, eager attention so that
+ONNX Runtime can fuse it) and returns the token states; pooling and normalisation
+happen in numpy as the model's config says. The exported folder (``model.onnx``,
+``tokenizer.json`` and, on demand, ``model-int8.onnx``) is cached under
+``<cache>/models/<weights sha256>/`` and written atomically under a file lock, so
+concurrent processes export once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, require
+
+log = logging.getLogger("embedspace")
+
+__all__ = ["exported_model", "make_runner"]
+
+_EXPORT_VERSION = "1"
+
+
+def _export_dir(weights_sha256: str) -> Path:
+    from .cache import cache_dir
+
+    return cache_dir() / "models" / f"{weights_sha256[:24]}-v{_EXPORT_VERSION}"
+
+
+def exported_model(folder: Path, weights_sha256: str) -> Path:
+    """Return the cached export folder of a model, exporting it first if needed.
+
+    Parameters
+    ----------
+    folder : Path
+        The sentence-transformers model folder.
+    weights_sha256 : str
+        Hash of the model files (the cache key).
+
+    Returns
+    -------
+    Path
+        Folder holding ``model.onnx`` and ``tokenizer.json``.
+    """
+    target = _export_dir(weights_sha256)
+    if (target / "model.onnx").is_file() and (target / "tokenizer.json").is_file():
+        return target
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / "model.onnx").is_file():
+            return target
+        tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            log.info("exporting %s to ONNX (once per model)", folder)
+            _export(folder, tmp)
+            if target.exists():
+                shutil.rmtree(target)
+            os.rename(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _export(folder: Path, dest: Path) -> None:
+    """Trace the transformer of ``folder`` into ``dest/model.onnx`` and save its tokenizer."""
+    require("torch", feature="exporting a model to ONNX")
+    require("transformers", feature="exporting a model to ONNX")
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from .encoders import _read_layout
+
+    layout = _read_layout(folder)
+    tokenizer = AutoTokenizer.from_pretrained(str(layout.transformer_dir), local_files_only=True)
+    if not getattr(tokenizer, "is_fast", False):
+        raise InputError(f"{folder}: the fast backends need a 'fast' tokenizer; use --backend torch")
+    tokenizer.backend_tokenizer.save(str(dest / "tokenizer.json"))
+    model = AutoModel.from_pretrained(str(layout.transformer_dir), attn_implementation="eager", local_files_only=True)
+    model.eval()
+    takes_token_types = "token_type_ids" in tokenizer.model_input_names
+
+    class _TokenStates(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask):
+            extra = {"token_type_ids": torch.zeros_like(input_ids)} if takes_token_types else {}
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+
+    example = torch.ones(2, 8, dtype=torch.long)
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}, "token_states": {0: "batch", 1: "seq"}}
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _TokenStates(model),
+            (),
+            str(dest / "model.onnx"),
+            kwargs={"input_ids": example, "attention_mask": example},
+            input_names=["input_ids", "attention_mask"],
+            output_names=["token_states"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+def _int8_model(export: Path) -> Path:
+    """Dynamic int8 quantisation (per-channel weights) of the exported model, cached."""
+    target = export / "model-int8.onnx"
+    if target.is_file():
+        return target
+    from filelock import FileLock
+
+    with FileLock(str(target) + ".lock"):
+        if not target.is_file():
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            tmp = export / f"model-int8.tmp-{os.getpid()}.onnx"
+            quantize_dynamic(str(export / "model.onnx"), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
+            os.replace(tmp, target)
+    return target
+
+
+def make_runner(folder: Path, weights_sha256: str, backend: str, threads: int):
+    """Return ``run(ids, mask) -> token_states`` for a fast backend.
+
+    Parameters
+    ----------
+    folder : Path
+        Model folder.
+    weights_sha256 : str
+        Model hash (export cache key).
+    backend : {"onnx", "onnx-int8", "openvino", "openvino-bf16"}
+    threads : int
+        Intra-op threads.
+
+    Returns
+    -------
+    callable
+        Takes int64 arrays ``ids`` and ``mask`` of shape (b, t) and returns float32
+        token states of shape (b, t, hidden).
+    """
+    export = exported_model(folder, weights_sha256)
+    if backend in ("onnx", "onnx-int8"):
+        ort = require("onnxruntime", feature=f"the {backend} backend")
+        path = export / "model.onnx" if backend == "onnx" else _int8_model(export)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+        def run(ids, mask):
+            return session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+
+        return run
+    if backend in ("openvino", "openvino-bf16"):
+        ov = require("openvino", feature=f"the {backend} backend")
+        core = ov.Core()
+        precision = "bf16" if backend.endswith("bf16") else "f32"
+        config = {
+            "INFERENCE_PRECISION_HINT": precision,
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        compiled = core.compile_model(str(export / "model.onnx"), "CPU", config)
+        request = compiled.create_infer_request()
+
+        def run(ids, mask):
+            result = request.infer({"input_ids": ids, "attention_mask": mask})
+            return np.array(result[0], dtype=np.float32, copy=True)
+
+        return run
+    raise InputError(f"unknown backend '{backend}'")

@@ -1,0 +1,213 @@
+"""A content-addressed, multi-process-safe cache of embeddings.
+
+Vectors are stored in one SQLite database (WAL mode) under the user cache directory
+(``EMBEDSPACE_CACHE_DIR`` overrides it). A vector is found by its *namespace* — a hash of
+the model identity (name, sha256 of the weights, backend, normalisation, dimension,
+maximum length) — and a 128-bit BLAKE2 hash of its text, so no text is embedded twice
+by the same model and backend, whatever file it came from.
+
+SQLite gives the safety properties for free: writes are transactions, so a process
+killed mid-write leaves the cache as it was before that transaction; two processes
+writing at once serialise on SQLite's lock (with a generous busy timeout); and
+``INSERT OR IGNORE`` makes concurrent writes of the same text harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["EmbeddingCache", "cache_dir", "namespace_of", "text_key"]
+
+_SCHEMA_VERSION = 1
+_PARAMS_PER_QUERY = 900  # below SQLite's default limit on bound parameters
+
+
+def cache_dir() -> Path:
+    """Return the embedspace cache folder (created on demand by writers).
+
+    ``EMBEDSPACE_CACHE_DIR`` wins; otherwise the platform's user cache directory
+    (``~/.cache/embedspace`` on Linux).
+    """
+    override = os.environ.get("EMBEDSPACE_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("embedspace", appauthor=False))
+
+
+def namespace_of(identity) -> str:
+    """Hash of everything about an encoder that changes its vectors."""
+    parts = [
+        identity.name,
+        identity.weights_sha256,
+        identity.backend,
+        str(bool(identity.normalized)),
+        str(identity.dim),
+        str(identity.max_seq_length),
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def text_key(text: str) -> bytes:
+    """128-bit BLAKE2b digest of a text's UTF-8 bytes."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+class EmbeddingCache:
+    """Embeddings keyed by (model namespace, text hash).
+
+    Parameters
+    ----------
+    path : path-like, optional
+        SQLite file; default ``cache_dir() / "embeddings.sqlite"``.
+
+    Examples
+    --------
+    >>> cache = EmbeddingCache("/tmp/demo.sqlite")  # doctest: +SKIP
+    >>> found, vectors = cache.get(encoder.identity, ["hello"])  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else cache_dir() / "embeddings.sqlite"
+        self._conn: sqlite3.Connection | None = None
+
+    # -- connection
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(str(self.path), timeout=120.0, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(
+                    """
+                    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+                    CREATE TABLE IF NOT EXISTS namespaces (
+                        ns TEXT PRIMARY KEY, model TEXT, backend TEXT, dim INTEGER, created TEXT);
+                    CREATE TABLE IF NOT EXISTS vectors (
+                        ns TEXT NOT NULL, key BLOB NOT NULL, vec BLOB NOT NULL,
+                        PRIMARY KEY (ns, key)) WITHOUT ROWID;
+                    """
+                )
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(_SCHEMA_VERSION),))
+            except sqlite3.DatabaseError as exc:
+                raise InputError(
+                    f"embedding cache {self.path} is unusable ({exc}); run 'embedspace cache clear'"
+                ) from None
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        """Close the database connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- access
+    def get(self, identity, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Look up vectors.
+
+        Parameters
+        ----------
+        identity : ModelIdentity
+            The encoder that made (or would make) the vectors.
+        texts : sequence of str of length n
+
+        Returns
+        -------
+        found : ndarray of shape (n,), bool
+        vectors : ndarray of shape (n, dim), float32
+            Rows where ``found`` is false are zero.
+        """
+        ns = namespace_of(identity)
+        keys = [text_key(t) for t in texts]
+        found = np.zeros(len(texts), dtype=bool)
+        vectors = np.zeros((len(texts), identity.dim), dtype=np.float32)
+        if not keys:
+            return found, vectors
+        position: dict[bytes, list[int]] = {}
+        for i, key in enumerate(keys):
+            position.setdefault(key, []).append(i)
+        conn = self._connect()
+        unique = list(position)
+        for start in range(0, len(unique), _PARAMS_PER_QUERY):
+            block = unique[start:start + _PARAMS_PER_QUERY]
+            marks = ",".join("?" * len(block))
+            rows = conn.execute(f"SELECT key, vec FROM vectors WHERE ns = ? AND key IN ({marks})", [ns, *block])
+            for key, blob in rows:
+                vector = np.frombuffer(blob, dtype=np.float32)
+                if vector.shape[0] != identity.dim:
+                    continue
+                for i in position[key]:
+                    vectors[i] = vector
+                    found[i] = True
+        return found, vectors
+
+    def put(self, identity, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Store vectors of shape (n, dim) for ``texts`` in one transaction."""
+        if len(texts) == 0:
+            return
+        ns = namespace_of(identity)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        rows = [(ns, text_key(t), vectors[i].tobytes()) for i, t in enumerate(texts)]
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT OR IGNORE INTO namespaces VALUES (?, ?, ?, ?, datetime('now'))",
+                (ns, identity.name, identity.backend, identity.dim),
+            )
+            conn.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?, ?)", rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- maintenance
+    def info(self) -> dict:
+        """Summary: path, size on disk and vectors per model/backend.
+
+        Returns
+        -------
+        dict
+            ``{"path", "bytes", "n_vectors", "models": [{"model", "backend", "dim", "n_vectors"}]}``
+        """
+        exists = self.path.is_file()
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file()) if exists else 0
+        result = {"path": str(self.path), "bytes": size, "n_vectors": 0, "models": []}
+        if not exists:
+            return result
+        conn = self._connect()
+        for ns, model, backend, dim in conn.execute("SELECT ns, model, backend, dim FROM namespaces ORDER BY created"):
+            (count,) = conn.execute("SELECT COUNT(*) FROM vectors WHERE ns = ?", (ns,)).fetchone()
+            result["models"].append({"model": model, "backend": backend, "dim": dim, "n_vectors": count})
+            result["n_vectors"] += count
+        return result
+
+    def clear(self) -> int:
+        """Delete every cached vector; return how many there were."""
+        if not self.path.is_file():
+            return 0
+        conn = self._connect()
+        (count,) = conn.execute("SELECT COUNT(*) FROM vectors").fetchone()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM vectors")
+        conn.execute("DELETE FROM namespaces")
+        conn.execute("COMMIT")
+        conn.execute("VACUUM")
+        return int(count)

