@@ -1,6 +1,9 @@
 """``embedspace eval ...``: score the semantic space on public benchmarks.
 
-Each benchmark is a sub-verb; modules add theirs to ``_SUBVERBS``.
+Each benchmark is a sub-verb. ``eval sts`` lives here; any command module listed in
+``_PROVIDERS`` that defines ``register_eval(verbs)`` adds its own (``eval retrieval`` from
+``search``, ``eval word-sim`` / ``eval analogy`` from ``relate``, ``eval clustering`` from
+``map``, ...).
 """
 
 from __future__ import annotations
@@ -8,6 +11,8 @@ from __future__ import annotations
 import argparse
 
 from ._common import add_command, emit_json, progress_of
+
+_PROVIDERS = ("relate", "search", "map", "vae")
 
 
 def register(subparsers) -> None:
@@ -20,6 +25,17 @@ def register(subparsers) -> None:
     )
     verbs = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", parser_class=type(parser))
     _register_sts(verbs)
+    import importlib
+
+    for name in _PROVIDERS:
+        try:
+            module = importlib.import_module(f"embedspace.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"embedspace.commands.{name}":
+                raise
+            continue
+        if hasattr(module, "register_eval"):
+            module.register_eval(verbs)
 
 
 def _register_sts(verbs) -> None:
