@@ -29,7 +29,9 @@ __all__ = ["embed", "embed_to_disk", "encode_texts", "EmbedSummary"]
 log = logging.getLogger("embedspace")
 
 
-def encode_texts(encoder, texts: Sequence[str], *, cache: EmbeddingCache | None = None, progress=None) -> tuple[np.ndarray, int]:
+def encode_texts(
+    encoder, texts: Sequence[str], *, cache: EmbeddingCache | None = None, progress=None, cache_every: int = 4096
+) -> tuple[np.ndarray, int]:
     """Embed texts through the cache, each distinct text once.
 
     Parameters
@@ -41,6 +43,8 @@ def encode_texts(encoder, texts: Sequence[str], *, cache: EmbeddingCache | None 
         Where to look vectors up and store new ones; ``None`` disables caching.
     progress : bool, None or progress bar
         Passed to ``encoder.encode``.
+    cache_every : int, default=4096
+        Texts embedded between two writes to the cache (the work a crash can lose).
 
     Returns
     -------
@@ -60,10 +64,17 @@ def encode_texts(encoder, texts: Sequence[str], *, cache: EmbeddingCache | None 
         for i in missing:
             first.setdefault(texts[i], len(first))
         unique = list(first)
-        new = encoder.encode(unique, progress=progress)
+        new = np.empty((len(unique), encoder.dim), dtype=np.float32)
+        # Embed in slices of similar length, storing each slice in the cache as soon as it
+        # is done: a killed process loses at most one slice of work.
+        by_length = np.argsort([len(t) for t in unique], kind="stable")
+        for start in range(0, len(unique), cache_every):
+            rows = by_length[start:start + cache_every]
+            block = [unique[i] for i in rows]
+            new[rows] = encoder.encode(block, progress=progress)
+            if cache is not None:
+                cache.put(encoder.identity, block, new[rows])
         vectors[missing] = new[[first[texts[i]] for i in missing]]
-        if cache is not None:
-            cache.put(encoder.identity, unique, new)
     if hasattr(progress, "update"):
         progress.update(len(texts) - len(unique))
     return vectors, int(found.sum())
