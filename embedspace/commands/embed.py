@@ -22,6 +22,7 @@ def register(subparsers) -> None:
         examples=[
             "embedspace embed corpus:20newsgroups -o news.set",
             "embedspace embed reviews.csv --text-col body -o reviews.set --dtype float16",
+            "embedspace embed big.parquet -o big.set --engine ray --ray-address ray-head:6379",
         ],
         handler=run,
     )
@@ -32,7 +33,9 @@ def register(subparsers) -> None:
     parser.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (default: auto = fastest accurate one here)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="storage type of the vectors")
-    parser.add_argument("--engine", default="local", choices=("local",), help="where to run (default: local)")
+    parser.add_argument("--engine", default="local", choices=("local", "ray"), help="local process (default) or a Ray cluster")
+    parser.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray cluster to join (default with --engine ray: start a local one)")
+    parser.add_argument("--ray-workers", type=positive_int, default=None, metavar="N", help="encoder actors on Ray (default: cluster CPUs / 2)")
     parser.add_argument("--strict", action="store_true", help="refuse empty texts and undecodable bytes instead of dropping/replacing them")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
@@ -42,9 +45,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..embedding import embed_to_disk
 
-    summary = embed_to_disk(
-        args.input,
-        args.output,
+    options = dict(
         text_col=args.text_col,
         model=args.model,
         backend=args.backend,
@@ -55,6 +56,16 @@ def run(args) -> int:
         cache=not args.no_cache,
         progress=progress_of(args),
     )
+    if args.engine == "ray":
+        from ..distributed import embed_with_ray
+
+        summary = embed_with_ray(args.input, args.output, address=args.ray_address, workers=args.ray_workers, **options)
+    else:
+        if args.ray_address or args.ray_workers:
+            from ..errors import InputError
+
+            raise InputError("--ray-address and --ray-workers need --engine ray")
+        summary = embed_to_disk(args.input, args.output, **options)
     if args.json:
         emit_json(summary.to_dict())
     elif not args.quiet:
