@@ -29,6 +29,8 @@ from .errors import (
     OutputExistsError,
 )
 from .evaluation import evaluate_sts
+from .index import Index, build_index, load_index
+from .retrieval import evaluate_retrieval
 from .sources import read
 
 
@@ -42,17 +44,21 @@ __all__ = [
     "EmbeddingCache",
     "EmbeddingSet",
     "FormatError",
+    "Index",
     "InputError",
     "MissingDependencyError",
     "ModelIdentity",
     "ModelMismatchError",
     "ModelNotFoundError",
     "OutputExistsError",
+    "build_index",
     "embed",
     "embed_to_disk",
+    "evaluate_retrieval",
     "evaluate_sts",
     "load",
     "load_encoder",
+    "load_index",
     "read",
 ]
 
