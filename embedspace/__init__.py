@@ -34,6 +34,15 @@ from .retrieval import evaluate_retrieval
 from .sources import read
 
 
+def __getattr__(name):
+    # ``es.vae`` (the text VAE) is imported on first use: it needs torch.
+    if name == "vae":
+        import importlib
+
+        return importlib.import_module(".vae", __name__)
+    raise AttributeError(f"module 'embedspace' has no attribute '{name}'")
+
+
 def load(path) -> EmbeddingSet:
     """Load an EmbeddingSet directory (see :meth:`EmbeddingSet.load`)."""
     return EmbeddingSet.load(path)

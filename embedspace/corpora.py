@@ -58,6 +58,11 @@ CORPORA: dict[str, Corpus] = {
             keep=lambda r: r["split"] == "train",
         ),
         Corpus("20newsgroups-all", _NEWSGROUPS, "20 Newsgroups, both splits: 18,846 posts (column split)"),
+        Corpus(
+            "sts-captions",
+            "sts-captions/sentences.jsonl",
+            "2,404 image captions and SNLI sentences from STS-B train/dev (CC BY-SA): the default VAE corpus",
+        ),
     ]
 }
 

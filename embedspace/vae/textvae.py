@@ -1,0 +1,290 @@
+"""A trained text VAE with its vocabulary and settings: save, load, and use it on texts.
+
+On disk a VAE is a directory in the ``embedspace.vae`` format::
+
+    manifest.json         format, version, model and training settings, history, checksums
+    weights.safetensors   the network's state_dict (no pickle)
+    vocab.json            the vocabulary
+
+written atomically (a temporary sibling renamed into place) and verified on load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .._fs import atomic_directory
+from ..errors import FormatError, InputError
+from ..store import library_versions, read_manifest, write_manifest
+from .config import TrainConfig, VAEConfig
+from .model import Batch, SentenceVAE, make_batch
+from .sampling import beam_decode, greedy_decode, interpolation_path, sample_decode
+from .vocab import Vocabulary
+
+__all__ = ["TextVAE", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "embedspace.vae"
+FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+VOCAB = "vocab.json"
+
+
+class TextVAE:
+    """A sentence VAE ready for use: reconstruct, sample, interpolate, evaluate.
+
+    Parameters
+    ----------
+    model : SentenceVAE
+    vocab : Vocabulary
+    train_config : TrainConfig, optional
+        How it was trained (saved with it).
+    history : list of dict, optional
+        Per-epoch training and validation figures.
+
+    Examples
+    --------
+    >>> import embedspace as es  # doctest: +SKIP
+    >>> vae = es.vae.load("captions.vae")  # doctest: +SKIP
+    >>> vae.interpolate("a man is playing a guitar.", "a dog runs on the beach.", steps=3)  # doctest: +SKIP
+    """
+
+    def __init__(self, model: SentenceVAE, vocab: Vocabulary, *, train_config: TrainConfig | None = None, history=None):
+        self.model = model.eval()
+        self.vocab = vocab
+        self.train_config = train_config or TrainConfig()
+        self.history = list(history or [])
+        self._sentence_encoder = None
+
+    @property
+    def config(self) -> VAEConfig:
+        """The architecture settings."""
+        return self.model.config
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"TextVAE<encoder={c.encoder}, latent={c.latent_dim}, hidden={c.hidden_dim}, vocab={len(self.vocab)}>"
+
+    # --- persistence ----------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the VAE directory atomically; return its path."""
+        with atomic_directory(path, overwrite=overwrite) as tmp:
+            self.write_into(tmp)
+        return Path(path)
+
+    def write_into(self, directory: Path) -> None:
+        """Write payloads and manifest into an existing (temporary) directory."""
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().contiguous().clone() for k, v in self.model.state_dict().items()}
+        save_file(state, str(Path(directory) / WEIGHTS))
+        (Path(directory) / VOCAB).write_text(self.vocab.to_json(), encoding="utf-8")
+        fields = {
+            "model_config": self.config.to_dict(),
+            "train_config": self.train_config.to_dict(),
+            "history": self.history,
+            "library_versions": library_versions("torch", "safetensors"),
+        }
+        write_manifest(directory, FORMAT, FORMAT_VERSION, fields, files=[WEIGHTS, VOCAB])
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TextVAE":
+        """Read a VAE directory written by :meth:`save`.
+
+        Raises
+        ------
+        InputError
+            If ``path`` does not exist.
+        FormatError
+            If it is not a VAE directory, was written by a newer embedspace, or is corrupt.
+        """
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        directory = Path(path)
+        manifest = read_manifest(directory, FORMAT, FORMAT_VERSION)
+        config = VAEConfig.from_dict(manifest.get("model_config"))
+        train_config = TrainConfig.from_dict(manifest.get("train_config") or {})
+        vocab = Vocabulary.from_json((directory / VOCAB).read_text(encoding="utf-8"))
+        if len(vocab) != config.vocab_size:
+            raise FormatError(f"{directory}: vocabulary has {len(vocab)} tokens, the model expects {config.vocab_size}")
+        model = SentenceVAE(config)
+        try:
+            state = load_file(str(directory / WEIGHTS))
+            model.load_state_dict(state, strict=True)
+        except (SafetensorError, RuntimeError, OSError) as exc:
+            raise FormatError(f"{directory}: weights do not fit the saved settings ({str(exc).splitlines()[0]})") from None
+        return cls(model, vocab, train_config=train_config, history=manifest.get("history"))
+
+    # --- texts <-> tensors -----------------------------------------------------------------
+    def batch_of(self, texts: Sequence[str], vectors=None) -> Batch:
+        """Token ids (and, for the embedding encoder, sentence vectors) of ``texts``."""
+        texts = _check_texts(texts)
+        if self.config.encoder == "embedding" and vectors is None:
+            vectors = self.sentence_vectors(texts)
+        return make_batch([self.vocab.encode(t)[: self.config.max_length * 4] for t in texts], vectors)
+
+    def sentence_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` with the sentence encoder this VAE was trained on (cached)."""
+        from ..cache import EmbeddingCache
+        from ..embedding import encode_texts
+        from ..encoders import ModelIdentity, load_encoder
+
+        if self.config.encoder != "embedding":
+            raise InputError(f"this VAE reads tokens (encoder '{self.config.encoder}'), not sentence embeddings")
+        if self._sentence_encoder is None:
+            identity = ModelIdentity.from_dict(self.config.sentence_model)
+            encoder = load_encoder(identity.name)
+            if not encoder.identity.same_space(identity):
+                from ..errors import ModelMismatchError
+
+                raise ModelMismatchError(
+                    f"the VAE was trained on embeddings of {identity.describe()}, but that model on this machine is "
+                    f"{encoder.identity.describe()}"
+                )
+            self._sentence_encoder = encoder
+        with EmbeddingCache() as cache:
+            vectors, _ = encode_texts(self._sentence_encoder, list(texts), cache=cache)
+        return vectors
+
+    @torch.no_grad()
+    def posterior(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and log-variance of q(z|x) for each text.
+
+        Returns
+        -------
+        mu, logvar : ndarray of shape (n, latent_dim)
+        """
+        self._need_latent()
+        mu, logvar = self.model.encode(self.batch_of(texts))
+        return mu.numpy(), logvar.numpy()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Posterior means of ``texts``, shape (n, latent_dim)."""
+        return self.posterior(texts)[0]
+
+    @torch.no_grad()
+    def encode_embeddings(self, vectors) -> np.ndarray:
+        """Posterior means for sentence embeddings (the ``embedding`` encoder), shape (n, latent_dim).
+
+        Parameters
+        ----------
+        vectors : array-like of shape (n, sentence_dim)
+            Rows of an EmbeddingSet, a cluster centroid, the midpoint of two documents...
+        """
+        if self.config.encoder != "embedding":
+            raise InputError(f"decoding an embedding needs a VAE trained with --encoder embedding (this one: {self.config.encoder})")
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        if vectors.shape[1] != self.config.sentence_dim:
+            raise InputError(f"expected vectors of size {self.config.sentence_dim}, got {vectors.shape[1]}")
+        features = self.model.encoder_mlp(torch.from_numpy(vectors))
+        return self.model.posterior(features).chunk(2, dim=-1)[0].numpy()
+
+    @torch.no_grad()
+    def decode(self, z, *, beam_size: int = 1, temperature: float = 0.0, seed: int | None = None) -> list[str]:
+        """Sentences for latent codes.
+
+        Parameters
+        ----------
+        z : array-like of shape (n, latent_dim)
+        beam_size : int, default=1
+            1 is greedy decoding; more uses beam search.
+        temperature : float, default=0
+            > 0 samples words instead (ignores ``beam_size``).
+        seed : int, optional
+            For sampling.
+        """
+        z = torch.as_tensor(np.atleast_2d(np.asarray(z, dtype=np.float32)))
+        if z.shape[1] != self.config.latent_dim:
+            raise InputError(f"expected latent codes of size {self.config.latent_dim}, got {z.shape[1]}")
+        limit = self.config.max_length
+        if temperature > 0:
+            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+            ids = sample_decode(self.model, z, max_length=limit, temperature=temperature, generator=generator)
+        elif beam_size > 1:
+            ids = beam_decode(self.model, z, beam_size=beam_size, max_length=limit)
+        else:
+            ids = greedy_decode(self.model, z, max_length=limit)
+        return [self.vocab.decode(row) for row in ids]
+
+    def decode_embeddings(self, vectors, *, beam_size: int = 1) -> list[str]:
+        """Decode points of the semantic space (``embedding`` encoder) into sentences."""
+        return self.decode(self.encode_embeddings(vectors), beam_size=beam_size)
+
+    # --- the user-facing operations --------------------------------------------------------
+    def reconstruct(self, texts: Sequence[str], *, beam_size: int = 1) -> list[str]:
+        """Decode the posterior mean of each text (greedy, or beam search)."""
+        return self.decode(self.encode(texts), beam_size=beam_size)
+
+    def sample(self, n: int = 10, *, temperature: float = 0.0, seed: int | None = None) -> list[str]:
+        """Sentences from z ~ N(0, I).
+
+        Parameters
+        ----------
+        n : int, default=10
+        temperature : float, default=0
+            0 decodes each z greedily; > 0 also samples the words with this temperature.
+        seed : int, optional
+        """
+        if int(n) < 1:
+            raise InputError(f"number of samples must be at least 1, got {n}")
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        if not self.config.has_latent:
+            ids = sample_decode(self.model, None, n=int(n), max_length=self.config.max_length, temperature=temperature or 1.0, generator=generator)
+            return [self.vocab.decode(row) for row in ids]
+        z = torch.randn(int(n), self.config.latent_dim, generator=generator)
+        return self.decode(z.numpy(), temperature=temperature, seed=seed)
+
+    def interpolate(self, a: str, b: str, *, steps: int = 8, method: str = "linear", beam_size: int = 1) -> list[str]:
+        """Walk from ``a`` to ``b`` in latent space.
+
+        Returns
+        -------
+        list of ``steps + 2`` sentences: the reconstruction of ``a``, ``steps`` points on
+        the path, the reconstruction of ``b``.
+        """
+        if method not in ("linear", "spherical"):
+            raise InputError(f"interpolation method must be 'linear' or 'spherical', got '{method}'")
+        if int(steps) < 0:
+            raise InputError(f"steps must be >= 0, got {steps}")
+        za, zb = torch.as_tensor(self.encode([a, b]))
+        path = interpolation_path(za, zb, steps=int(steps), method=method)
+        return self.decode(path.numpy(), beam_size=beam_size)
+
+    def arithmetic(self, a: str, b: str, c: str, *, beam_size: int = 1) -> str:
+        """Decode z(a) - z(b) + z(c) ("a is to b as ? is to c" in latent space)."""
+        za, zb, zc = self.encode([a, b, c])
+        return self.decode((za - zb + zc)[None], beam_size=beam_size)[0]
+
+    def evaluate(self, texts: Sequence[str], *, samples: int = 500, progress: bool | None = None, seed: int = 0) -> dict:
+        """The standard metrics on ``texts``; see :func:`embedspace.vae.metrics.evaluate`."""
+        from .metrics import evaluate
+
+        return evaluate(self, texts, samples=samples, progress=progress, seed=seed)
+
+    def _need_latent(self):
+        if not self.config.has_latent:
+            raise InputError("this model is a plain language model (no latent space): it can only sample")
+
+
+def _check_texts(texts) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    if not texts:
+        raise InputError("no texts given")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if bad:
+        raise InputError(f"text {bad[0] + 1} of {len(texts)} is empty or not a string")
+    return texts
+
+
+def manifest_summary(path) -> dict:
+    """Settings and history of a saved VAE without loading its weights."""
+    manifest = read_manifest(Path(path), FORMAT, FORMAT_VERSION, verify=False)
+    return json.loads(json.dumps({k: manifest.get(k) for k in ("model_config", "train_config", "history")}))

@@ -1,0 +1,372 @@
+"""Training a text VAE on a CPU: bucketed batches, annealed KL, validation, checkpoints.
+
+The loop (one function, :func:`train`) reads the corpus, builds the vocabulary, holds out
+a validation share, and runs Adam over batches of sentences of similar length. The loss
+per sentence is ``-log p(x|z) + beta * sum_d max(free_bits, KL_d)`` with ``beta`` following
+a cyclical schedule (Fu et al. 2019) and ``KL_d`` the batch-mean KL of dimension d (free
+bits, Kingma et al. 2016); decoder inputs get word dropout. After every epoch (and when
+``max_minutes`` runs out) the true -ELBO on the validation sentences is measured and the
+best model so far is kept.
+
+Progress lives in a work folder next to the output (``.NAME.train/``): ``best/`` (a
+complete VAE directory) and ``last.pt`` (model, optimiser, position and random state, a
+``torch.save`` of tensors and plain values, read back with ``weights_only=True``). A run
+that is killed or runs out of time continues from there with ``resume=True``; when
+training ends, ``best/`` becomes the output directory atomically and the folder goes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .._fs import atomic_directory, check_output_path
+from .._progress import progress_bar
+from ..errors import FormatError, InputError, OutputExistsError
+from .config import TrainConfig, VAEConfig
+from .model import SentenceVAE, make_batch
+from .textvae import TextVAE
+from .vocab import Vocabulary
+
+__all__ = ["train", "kl_weight", "length_buckets"]
+
+log = logging.getLogger("embedspace")
+
+_CHECKPOINT = "last.pt"
+_BEST = "best"
+
+
+def kl_weight(step: int, steps_per_cycle: float, ramp: float) -> float:
+    """Cyclical annealing: rises linearly from 0 to 1 over ``ramp`` of each cycle, then stays 1."""
+    position = (step % max(1.0, steps_per_cycle)) / max(1.0, steps_per_cycle)
+    return min(1.0, position / ramp)
+
+
+def length_buckets(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of sentence indices of similar length (little padding, random order)."""
+    lengths = np.asarray(lengths, dtype=float)
+    keys = lengths + rng.uniform(-0.5, 0.5, size=len(lengths)) * 2.0
+    order = np.argsort(keys, kind="stable")
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def default_cutoffs(vocab_size: int) -> tuple:
+    """Adaptive-softmax cutoffs for a vocabulary; a full softmax below 6,000 tokens."""
+    if vocab_size < 6000:
+        return ()
+    return tuple(c for c in (2000, 6000, 20000) if c < vocab_size - 500)
+
+
+def _texts_of(source, text_col: str) -> list[str]:
+    from ..sources import read
+
+    if isinstance(source, (str, os.PathLike)):
+        return read(source, text_col=text_col)["text"].tolist()
+    texts = [t for t in source if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise InputError("the corpus holds no sentences")
+    return texts
+
+
+def _short_enough(texts: list[str], config: VAEConfig, max_length: int, what: str) -> list[str]:
+    """The texts with 1..max_length tokens; an error naming the problem when none is left."""
+    from .vocab import tokenize
+
+    lengths = [len(tokenize(t, mode=config.tokenizer, lowercase=config.lowercase)) for t in texts]
+    kept = [t for t, n in zip(texts, lengths) if 0 < n <= max_length]
+    if not kept:
+        raise InputError(
+            f"every sentence of the {what} is longer than max_length={max_length} tokens (shortest has {min(lengths)}); "
+            "split the text into sentences or raise max_length (--max-length)"
+        )
+    if len(kept) < len(texts):
+        log.warning("skipped %d of %d %s sentences longer than %d tokens", len(texts) - len(kept), len(texts), what, max_length)
+    return kept
+
+
+def train(
+    corpus,
+    output: str | os.PathLike | None = None,
+    *,
+    encoder: str = "gru",
+    valid=None,
+    config: VAEConfig | None = None,
+    train_config: TrainConfig | None = None,
+    epochs: int | None = None,
+    max_minutes: float | None = None,
+    seed: int | None = None,
+    text_col: str = "text",
+    sentence_encoder=None,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> TextVAE:
+    """Train a sentence VAE (or, with ``encoder="none"``, a GRU language model).
+
+    Parameters
+    ----------
+    corpus : str, path-like or list of str
+        Anything :func:`embedspace.read` accepts (one sentence per line for ``.txt``), or sentences.
+    output : path-like, optional
+        VAE directory to write (atomically). Without it the model is only returned.
+    encoder : {"gru", "embedding", "none"}, default="gru"
+        Overrides ``config.encoder``.
+    valid : str, path-like or list of str, optional
+        Validation sentences; default a held-out share of ``corpus``.
+    config : VAEConfig, optional
+        Architecture; defaults from :class:`VAEConfig`.
+    train_config : TrainConfig, optional
+        Training settings; ``epochs``, ``max_minutes`` and ``seed`` override it.
+    text_col : str, default="text"
+    sentence_encoder : Encoder, optional
+        For ``encoder="embedding"``: the sentence encoder (default all-MiniLM-L6-v2).
+    overwrite : bool, default=False
+        Replace an existing ``output`` (and discard an interrupted run's progress).
+    resume : bool, default=False
+        Continue an interrupted run of the same command from its last checkpoint.
+    progress : bool or None
+        Progress bar with running NLL and KL (default: on a terminal).
+
+    Returns
+    -------
+    TextVAE
+        The model with the best validation -ELBO.
+
+    Raises
+    ------
+    InputError
+        Empty corpus, every sentence too long, bad settings, an existing output.
+    """
+    config = (config or VAEConfig()).replace(encoder=encoder).validate()
+    overrides = {k: v for k, v in {"epochs": epochs, "max_minutes": max_minutes, "seed": seed}.items() if v is not None}
+    train_config = (train_config or TrainConfig()).replace(**overrides).validate()
+    work = None
+    if output is not None:
+        target = check_output_path(output, overwrite=overwrite)
+        work = target.with_name(f".{target.name}.train")
+        if work.exists() and not resume:
+            if not overwrite:
+                raise OutputExistsError(
+                    f"an interrupted training run for '{output}' is in {work}; continue it with --resume "
+                    "or start over with --overwrite"
+                )
+            shutil.rmtree(work)
+    elif resume:
+        raise InputError("resume needs an output directory")
+    threads_before = torch.get_num_threads()
+    if train_config.threads:
+        torch.set_num_threads(train_config.threads)
+    try:
+        return _train(corpus, valid, output, work, config, train_config, overrides, text_col, sentence_encoder, overwrite, resume, progress)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(corpus, valid, output, work, config, train_config, overrides, text_col, sentence_encoder, overwrite, resume, progress):
+    texts = _texts_of(corpus, text_col)
+    if valid is not None:
+        valid_texts = _texts_of(valid, text_col)
+        train_texts = texts
+    else:
+        rng = np.random.default_rng(train_config.seed)
+        order = rng.permutation(len(texts))
+        n_valid = min(2000, max(1, int(round(len(texts) * train_config.valid_fraction)))) if len(texts) > 1 else 0
+        valid_texts = [texts[i] for i in order[:n_valid]]
+        train_texts = [texts[i] for i in order[n_valid:]] or texts
+        valid_texts = valid_texts or train_texts[:1]
+
+    train_texts = _short_enough(train_texts, config, config.max_length, "training corpus")
+    valid_texts = _short_enough(valid_texts, config, config.max_length * 4, "validation set")
+    checkpoint = _load_checkpoint(work) if (resume and work is not None and (work / _CHECKPOINT).exists()) else None
+    if checkpoint is not None:
+        vocab = Vocabulary.from_json(checkpoint["vocab"])
+        config = VAEConfig.from_dict(_json(checkpoint["config"]))
+        saved_train = TrainConfig.from_dict(_json(checkpoint["train_config"]))
+        train_config = saved_train.replace(**overrides)
+    else:
+        vocab = Vocabulary.build(
+            train_texts, min_count=config.min_count, max_size=config.max_vocab, tokenizer=config.tokenizer, lowercase=config.lowercase
+        )
+        config = config.replace(vocab_size=len(vocab), softmax_cutoffs=config.softmax_cutoffs or default_cutoffs(len(vocab)))
+    train_ids = [vocab.encode(t) for t in train_texts]
+    valid_ids = [vocab.encode(t) for t in valid_texts]
+
+    train_vectors = valid_vectors = None
+    if config.encoder == "embedding":
+        train_vectors, valid_vectors, config = _sentence_vectors(config, sentence_encoder, train_texts, valid_texts, progress)
+
+    torch.manual_seed(train_config.seed)
+    model = SentenceVAE(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=train_config.learning_rate)
+    state = {"epoch": 0, "batch": 0, "step": 0, "best": math.inf, "history": [], "seconds": 0.0}
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        state.update(_json(checkpoint["state"]))
+        log.info("resuming at epoch %d, batch %d (best validation -ELBO %.2f)", state["epoch"] + 1, state["batch"], state["best"])
+    best = TextVAE(_copy(model), vocab, train_config=train_config, history=state["history"])
+    if work is not None and (work / _BEST).exists():
+        best = TextVAE.load(work / _BEST)
+    if work is not None:
+        work.mkdir(exist_ok=True)
+
+    lengths = [len(x) for x in train_ids]
+    steps_per_epoch = math.ceil(len(train_ids) / train_config.batch_size)
+    steps_per_cycle = train_config.kl_cycle_epochs * steps_per_epoch
+    started = time.monotonic()
+    deadline = started + 60.0 * train_config.max_minutes if train_config.max_minutes else math.inf
+    out_of_time = False
+    while state["epoch"] < train_config.epochs and not out_of_time:
+        epoch = state["epoch"]
+        batches = length_buckets(lengths, train_config.batch_size, np.random.default_rng([train_config.seed, epoch]))
+        bar = progress_bar(len(batches), f"epoch {epoch + 1}/{train_config.epochs}", progress=progress, unit="batch")
+        bar.update(state["batch"])
+        running = {"nll": 0.0, "kl": 0.0, "n": 0}
+        model.train()
+        for index in range(state["batch"], len(batches)):
+            rows = batches[index]
+            batch = make_batch([train_ids[i] for i in rows], None if train_vectors is None else train_vectors[rows])
+            beta = kl_weight(state["step"], steps_per_cycle, train_config.kl_ramp) if config.has_latent else 0.0
+            terms = model(batch, word_dropout=train_config.word_dropout)
+            kl_per_dim = terms["kl"].mean(0)  # (L,)
+            kl_term = torch.clamp(kl_per_dim, min=train_config.free_bits).sum() if config.has_latent else 0.0
+            loss = terms["rec"].mean() + beta * kl_term
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.clip_grad)
+            optimizer.step()
+            state["step"] += 1
+            state["batch"] = index + 1
+            running["nll"] += float(terms["rec"].detach().sum())
+            running["kl"] += float(terms["kl"].detach().sum())
+            running["n"] += len(rows)
+            bar.update(1)
+            bar.set_postfix(nll=f"{running['nll'] / running['n']:.2f}", kl=f"{running['kl'] / running['n']:.2f}", beta=f"{beta:.2f}")
+            if time.monotonic() > deadline:
+                out_of_time = True
+                break
+        bar.close()
+        if not out_of_time:
+            state["epoch"] += 1
+            state["batch"] = 0
+        state["seconds"] += time.monotonic() - started
+        started = time.monotonic()
+        figures = _validate(model, valid_ids, valid_vectors, train_config.batch_size * 4)
+        record = {
+            "epoch": epoch + 1 if not out_of_time else round(epoch + state["batch"] / len(batches), 3),
+            "step": state["step"],
+            "train_nll": running["nll"] / max(1, running["n"]),
+            "train_kl": running["kl"] / max(1, running["n"]),
+            "valid_elbo": figures["elbo"],
+            "valid_rec": figures["rec"],
+            "valid_kl": figures["kl"],
+            "minutes": round(state["seconds"] / 60.0, 2),
+        }
+        state["history"].append(record)
+        improved = figures["elbo"] < state["best"]
+        log.info(
+            "epoch %s: train nll %.2f kl %.2f | valid -elbo %.2f (rec %.2f + kl %.2f)%s [%.1f min]",
+            record["epoch"], record["train_nll"], record["train_kl"], figures["elbo"], figures["rec"], figures["kl"],
+            " best" if improved else "", record["minutes"],
+        )
+        if improved:
+            state["best"] = figures["elbo"]
+            best = TextVAE(_copy(model), vocab, train_config=train_config, history=state["history"])
+            if work is not None:
+                _replace_dir(work / _BEST, best)
+        best.history = list(state["history"])
+        if work is not None:
+            _save_checkpoint(work, model, optimizer, vocab, config, train_config, state)
+    if out_of_time:
+        log.info("stopped after %.1f minutes (--max-minutes); keeping the best model", state["seconds"] / 60.0)
+    if output is not None:
+        best.save(output, overwrite=overwrite)
+        shutil.rmtree(work, ignore_errors=True)
+    return best
+
+
+@torch.no_grad()
+def _validate(model, ids, vectors, batch_size) -> dict:
+    """True -ELBO (beta = 1, one posterior sample, fixed seed) per sentence."""
+    model.eval()
+    saved = torch.get_rng_state()
+    torch.manual_seed(12345)
+    rec = kl = 0.0
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        batch = make_batch([ids[i] for i in rows], None if vectors is None else vectors[rows])
+        terms = model(batch)
+        rec += float(terms["rec"].sum())
+        kl += float(terms["kl"].sum())
+    torch.set_rng_state(saved)
+    model.train()
+    n = max(1, len(ids))
+    return {"elbo": (rec + kl) / n, "rec": rec / n, "kl": kl / n}
+
+
+def _sentence_vectors(config, encoder, train_texts, valid_texts, progress):
+    from ..cache import EmbeddingCache
+    from ..embedding import encode_texts
+    from ..encoders import load_encoder
+
+    if encoder is None:
+        identity = config.sentence_model
+        encoder = load_encoder(identity["name"] if identity else None)
+    log.info("embedding %d sentences with %s (cached)", len(train_texts) + len(valid_texts), encoder.identity.describe())
+    with EmbeddingCache() as cache:
+        vectors, _ = encode_texts(encoder, list(train_texts) + list(valid_texts), cache=cache, progress=progress)
+    config = config.replace(sentence_model=encoder.identity.to_dict(), sentence_dim=int(encoder.dim))
+    return vectors[: len(train_texts)], vectors[len(train_texts):], config
+
+
+def _copy(model: SentenceVAE) -> SentenceVAE:
+    clone = SentenceVAE(model.config)
+    clone.load_state_dict({k: v.detach().clone() for k, v in model.state_dict().items()})
+    return clone.eval()
+
+
+def _replace_dir(path: Path, vae: TextVAE) -> None:
+    with atomic_directory(path, overwrite=True) as tmp:
+        vae.write_into(tmp)
+
+
+def _save_checkpoint(work, model, optimizer, vocab, config, train_config, state) -> None:
+    import json
+
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "vocab": vocab.to_json(),
+        "config": json.dumps(config.to_dict()),
+        "train_config": json.dumps(train_config.to_dict()),
+        "state": json.dumps(state),
+    }
+    tmp = work / f".{_CHECKPOINT}.tmp-{os.getpid()}"
+    torch.save(payload, tmp)
+    os.replace(tmp, work / _CHECKPOINT)
+
+
+def _load_checkpoint(work):
+    try:
+        return torch.load(work / _CHECKPOINT, weights_only=True)
+    except Exception as exc:  # a torn or foreign file: say so, do not guess
+        raise FormatError(f"{work / _CHECKPOINT}: unreadable checkpoint ({exc}); start over with --overwrite") from None
+
+
+def _json(text):
+    import json
+
+    return json.loads(text)

@@ -1,0 +1,241 @@
+"""The text VAE: learning, save/load, generation, metrics, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, snapshot
+
+torch = pytest.importorskip("torch")
+
+import embedspace as es  # noqa: E402
+from embedspace.vae import TrainConfig, VAEConfig, Vocabulary  # noqa: E402
+
+TINY = VAEConfig(embed_dim=32, hidden_dim=64, encoder_hidden_dim=32, latent_dim=8, min_count=1, max_length=40)
+FAST = TrainConfig(batch_size=32, threads=1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from a second thread, and on a busy machine lose a lot.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def corpus(sentences):
+    return sentences[:500]
+
+
+@pytest.fixture(scope="module")
+def tiny_vae(corpus, tmp_path_factory):
+    path = tmp_path_factory.mktemp("vae") / "tiny.vae"
+    vae = es.vae.train(corpus, path, config=TINY, train_config=FAST, epochs=2, seed=0, progress=False)
+    return vae, path
+
+
+def test_a_tiny_vae_lowers_its_loss_in_a_few_steps(corpus):
+    from embedspace.vae.model import SentenceVAE, make_batch
+
+    vocab = Vocabulary.build(corpus, min_count=1)
+    torch.manual_seed(0)
+    model = SentenceVAE(TINY.replace(vocab_size=len(vocab)))
+    batch = make_batch([vocab.encode(t) for t in corpus[:64]])
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def loss():
+        terms = model(batch, sample=False)
+        return terms["rec"].mean() + terms["kl"].sum(-1).mean()
+
+    model.eval()
+    with torch.no_grad():
+        before = float(loss())
+    model.train()
+    for _ in range(15):
+        optimizer.zero_grad()
+        loss().backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        assert float(loss()) < 0.8 * before
+
+
+def test_training_writes_a_loadable_vae_with_identical_logits(tiny_vae):
+    vae, path = tiny_vae
+    assert (path / "weights.safetensors").is_file() and (path / "vocab.json").is_file()
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["format"] == "embedspace.vae" and manifest["model_config"]["latent_dim"] == 8
+    assert len(vae.history) == 2 and vae.history[-1]["valid_elbo"] < vae.history[0]["valid_elbo"] + 5
+    loaded = es.vae.load(path)
+    batch = vae.batch_of(["a man is playing a guitar.", "two dogs run on the grass."])
+    z = torch.randn(2, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(vae.model.logits(z, batch), loaded.model.logits(z, batch))
+    assert loaded.reconstruct(["a man is playing a guitar."]) == vae.reconstruct(["a man is playing a guitar."])
+
+
+def test_generation_api(tiny_vae):
+    vae, _ = tiny_vae
+    path = vae.interpolate("a man is playing a guitar.", "a woman is slicing an onion.", steps=5)
+    assert len(path) == 7 and all(isinstance(s, str) for s in path)
+    assert len(vae.interpolate("a cat.", "a dog.", steps=0, method="spherical")) == 2
+    assert len(vae.sample(4, seed=1)) == 4 and vae.sample(3, seed=2) == vae.sample(3, seed=2)
+    assert len(vae.sample(2, temperature=0.8, seed=3)) == 2
+    assert len(vae.reconstruct(["a man is playing a guitar.", "a dog."], beam_size=3)) == 2
+    assert isinstance(vae.arithmetic("a man is playing a guitar.", "a man.", "a woman."), str)
+    with pytest.raises(es.InputError, match="spherical"):
+        vae.interpolate("a", "b", method="cubic")
+
+
+def test_metrics_have_the_contract_keys(tiny_vae, corpus):
+    vae, _ = tiny_vae
+    result = vae.evaluate(corpus[:40], samples=8, progress=False)
+    for key in ("nll", "elbo", "kl", "ppl", "active_units", "mi", "bleu"):
+        assert key in result
+    assert 0 < result["nll"] < result["elbo"] + 1.0 and result["kl"] >= 0 and result["ppl"] > 1
+    assert 0 <= result["active_units"] <= 8 and 0 <= result["bleu"] <= 100
+
+
+def test_language_model_baseline_has_no_latent(corpus):
+    lm = es.vae.train(corpus[:200], encoder="none", config=TINY, train_config=FAST, epochs=1, progress=False)
+    result = lm.evaluate(corpus[:20], samples=5, progress=False)
+    assert result["kl"] == 0 and result["bleu"] is None and result["nll"] == pytest.approx(result["elbo"])
+    assert len(lm.sample(2, seed=0)) == 2
+    with pytest.raises(es.InputError, match="language model"):
+        lm.reconstruct(["a cat."])
+
+
+def test_embedding_encoder_decodes_points_of_the_semantic_space(corpus, encoder, tmp_path):
+    vae = es.vae.train(corpus[:200], tmp_path / "e.vae", encoder="embedding", config=TINY, train_config=FAST, epochs=1,
+                       sentence_encoder=encoder, progress=False)
+    assert vae.config.sentence_dim == 384 and vae.config.sentence_model["dim"] == 384
+    vectors = encoder.encode(corpus[:4])
+    assert len(vae.decode_embeddings(vectors)) == 4
+    centroid = vectors.mean(axis=0)
+    assert len(vae.decode_embeddings(centroid)) == 1
+    loaded = es.vae.load(tmp_path / "e.vae")
+    assert loaded.reconstruct(corpus[:2]) == vae.reconstruct(corpus[:2])
+
+
+def test_interrupted_training_resumes(corpus, tmp_path, monkeypatch):
+    import importlib
+
+    vt = importlib.import_module("embedspace.vae.train")  # the module (es.vae.train is the function)
+
+    calls = {"n": 0}
+    real = vt._validate
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(vt, "_validate", failing)
+    with pytest.raises(KeyboardInterrupt):
+        es.vae.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=FAST, epochs=2, progress=False)
+    assert not (tmp_path / "r.vae").exists() and (tmp_path / ".r.vae.train" / "last.pt").is_file()
+    with pytest.raises(es.OutputExistsError, match="--resume"):
+        es.vae.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=FAST, epochs=2, progress=False)
+    vae = es.vae.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=FAST, epochs=2, resume=True, progress=False)
+    assert [r["epoch"] for r in vae.history] == [1, 2]
+    assert (tmp_path / "r.vae").is_dir() and not (tmp_path / ".r.vae.train").exists()
+
+
+def test_cli_train_sample_reconstruct_interpolate_eval(cli, corpus, tmp_path):
+    data = tmp_path / "s.txt"
+    data.write_text("\n".join(corpus[:150]) + "\n", encoding="utf-8")
+    out = tmp_path / "c.vae"
+    status, _, err = cli("vae", "train", data, "-o", out, "--epochs", "1", "--hidden-dim", "64", "--latent-dim", "8", "--quiet")
+    assert status == 0, err
+    status, stdout, err = cli("vae", "interpolate", out, "a man is playing a guitar.", "a dog runs.", "--steps", "3")
+    assert status == 0, err
+    assert len(stdout.splitlines()) == 5
+    status, stdout, _ = cli("vae", "sample", out, "-n", "3", "--seed", "1")
+    assert status == 0 and len(stdout.splitlines()) == 3
+    status, stdout, _ = cli("vae", "reconstruct", out, "a cat.", "two men ride horses.", "--json")
+    assert status == 0 and len(json.loads(stdout)["reconstructions"]) == 2
+    status, stdout, err = cli("vae", "eval", out, data, "--samples", "4", "--json")
+    assert status == 0, err
+    result = json.loads(stdout)
+    assert set(result) >= {"nll", "elbo", "kl", "ppl", "active_units", "mi", "bleu"} and result["nll"] > 0
+    assert cli("vae", "train", data, "-o", out, "--epochs", "1")[0] == 2  # exists, no --overwrite
+
+
+def _bad_inputs(tmp_path, tiny_path):
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    (tmp_path / "long.txt").write_text("one two three four five six\nseven eight nine ten eleven twelve\n")
+    (tmp_path / "plain").mkdir()
+    foreign = tmp_path / "foreign"
+    es.EmbeddingSet(np.zeros((1, 2), dtype=np.float32), __import__("pandas").DataFrame({"text": ["x"]})).save(foreign)
+    newer = tmp_path / "newer.vae"
+    subprocess.run(["cp", "-r", str(tiny_path), str(newer)], check=True)
+    manifest = json.loads((newer / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (newer / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "o.vae"
+    return [
+        (["vae", "train", tmp_path / "empty.txt", "-o", out], "empty"),
+        (["vae", "train", tmp_path / "long.txt", "-o", out, "--max-length", "3"], "longer than max_length=3"),
+        (["vae", "sample", tmp_path / "missing.vae"], "no such directory"),
+        (["vae", "sample", tmp_path / "plain"], "not a VAE model"),
+        (["vae", "interpolate", foreign, "a", "b"], "this is an EmbeddingSet, not a VAE model"),
+        (["vae", "reconstruct", newer, "a cat."], "upgrade embedspace"),
+        (["vae", "interpolate", tiny_path, "a", "b", "--steps", "-1"], "at least 0"),
+        (["vae", "eval", tiny_path, tmp_path / "empty.txt"], "empty"),
+        (["vae", "train", tmp_path / "long.txt", "-o", out, "--max-minutes", "0"], "must be positive"),
+    ]
+
+
+def test_bad_input_gives_one_line_and_changes_nothing(cli, tiny_vae, tmp_path):
+    _, tiny_path = tiny_vae
+    cases = _bad_inputs(tmp_path, tiny_path)
+    before = snapshot(tmp_path)
+    for argv, message in cases:
+        status, stdout, stderr = cli(*argv)
+        assert status == 2, (argv, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], (argv, stderr)
+        assert "Traceback" not in stderr
+    assert snapshot(tmp_path) == before
+    assert not (tmp_path / "o.vae").exists()
+
+
+def test_vocabulary_round_trip_and_tokenizers():
+    vocab = Vocabulary.build(["The cat's toy, isn't it?", "the <unk> cat"], min_count=1)
+    assert vocab.tokens("The cat's toy, isn't it?") == ["the", "cat's", "toy", ",", "isn't", "it", "?"]
+    assert vocab.decode(vocab.encode("the cat's toy, isn't it?")) == "the cat's toy, isn't it?"
+    assert vocab.encode("<unk>") == [1] and vocab.encode("zebra") == [1]
+    again = Vocabulary.from_json(vocab.to_json())
+    assert again.itos == vocab.itos
+    ptb = Vocabulary.build([" the u.s. <unk> said N "], min_count=1, tokenizer="whitespace", lowercase=False)
+    assert ptb.tokens(" the u.s. <unk> said N ") == ["the", "u.s.", "<unk>", "said", "N"]
+
+
+def test_default_corpus_is_shipped():
+    table = es.read("corpus:sts-captions")
+    assert len(table) == 2404 and set(table["source"]) == {"images", "track5.en-en"}
+
+
+def test_import_embedspace_vae_is_light():
+    code = "import sys, embedspace, embedspace.vae; embedspace.vae.VAEConfig(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout.strip()
+    assert out == "False"
+
+
+def test_example_script_runs(sentences, tmp_path):
+    data = tmp_path / "s.txt"
+    data.write_text("\n".join(sentences[:150]) + "\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "example_vae.py"), "--corpus", str(data), "--out", str(tmp_path / "x.vae"), "--tiny"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "interpolation" in result.stdout
