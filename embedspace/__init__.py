@@ -28,10 +28,12 @@ from .errors import (
     ModelNotFoundError,
     OutputExistsError,
 )
-from .evaluation import evaluate_sts
+from .evaluation import evaluate_analogy, evaluate_sts, evaluate_word_similarity
 from .index import Index, build_index, load_index
 from .retrieval import evaluate_retrieval
 from .sources import read
+from .wordvectors import TermSpace, load_vocabulary, read_word_vectors
+from . import relations  # es.relations.analogy("man", "king", "woman")
 
 
 def __getattr__(name):
@@ -60,15 +62,20 @@ __all__ = [
     "ModelMismatchError",
     "ModelNotFoundError",
     "OutputExistsError",
+    "TermSpace",
     "build_index",
     "embed",
     "embed_to_disk",
     "evaluate_retrieval",
+    "evaluate_analogy",
     "evaluate_sts",
+    "evaluate_word_similarity",
     "load",
     "load_encoder",
+    "load_vocabulary",
     "load_index",
     "read",
+    "read_word_vectors",
 ]
 
 for _name in __all__:

@@ -3,6 +3,9 @@
 - :func:`evaluate_sts` — semantic textual similarity (STS-B layout, or a CSV/TSV with a
   ``sentence1,sentence2,score`` header): Spearman and Pearson correlation between the
   cosine similarity of the two sentences' embeddings and the human score.
+- :func:`evaluate_word_similarity`, :func:`evaluate_analogy` — word benchmarks (MEN,
+  WordSim-353, questions-words.txt) on the encoder or on word2vec/GloVe vectors; they live
+  in :mod:`embedspace.wordbench` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -135,3 +138,8 @@ def evaluate_sts(path: str | Path, *, encoder=None, model: str | None = None, ba
         "model": encoder.identity.name,
         "backend": encoder.identity.backend,
     }
+
+
+from .wordbench import evaluate_analogy, evaluate_word_similarity, read_analogies, read_word_pairs  # noqa: E402
+
+__all__ += ["evaluate_word_similarity", "evaluate_analogy", "read_word_pairs", "read_analogies"]
