@@ -77,9 +77,12 @@ def _export(folder: Path, dest: Path) -> None:
     require("torch", feature="exporting a model to ONNX")
     require("transformers", feature="exporting a model to ONNX")
     import torch
+    import transformers
     from transformers import AutoModel, AutoTokenizer
 
     from .encoders import _read_layout
+
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar in our output
 
     layout = _read_layout(folder)
     tokenizer = AutoTokenizer.from_pretrained(str(layout.transformer_dir), local_files_only=True)
