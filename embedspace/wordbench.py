@@ -214,7 +214,7 @@ def _candidate_space(space, questions, vocab, restrict_vocab, case_insensitive, 
         return _restricted(space, restrict_vocab), f"first {restrict_vocab} keys of the vectors"
     if vocab is not None:
         candidates = space.with_vocabulary(vocab, progress=progress)
-        return candidates, f"{vocab if isinstance(vocab, (str, Path)) else 'given'} ({len(candidates)} terms)"
+        return candidates, f"{candidates.vocabulary_source} ({len(candidates)} terms)"
     first: dict[str, str] = {}
     for word in (w for q in questions for w in q[1:]):
         first.setdefault(word.upper() if case_insensitive else word, word)

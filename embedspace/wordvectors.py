@@ -25,6 +25,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -137,6 +138,9 @@ def _looks_binary(path: Path) -> bool:
     return False
 
 
+_NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(nan|inf|infinity)"
+
+
 def _parse_header(first: str) -> tuple[int, int] | None:
     fields = first.split()
     if len(fields) == 2 and all(f.isdigit() for f in fields):
@@ -227,7 +231,7 @@ def _read_text(path: Path, limit):
                 try:
                     values = np.array(fields[-dim:], dtype=np.float32)
                 except ValueError:
-                    bad = next(f for f in fields[-dim:] if not _is_number(f))
+                    bad = next((f for f in fields[-dim:] if not re.fullmatch(_NUMBER, f, re.I)), fields[-1])
                     raise InputError(f"word vectors '{path}': line {lineno}: '{bad[:30]}' is not a number") from None
                 keys.append(" ".join(fields[:-dim]))
                 rows.append(values)
@@ -240,14 +244,6 @@ def _read_text(path: Path, limit):
     if header is not None and limit is None and len(keys) != header[0]:
         raise InputError(f"word vectors '{path}': the header announces {header[0]} vectors but the file has {len(keys)}")
     return keys, rows
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _read_binary(path: Path, limit):
@@ -381,7 +377,7 @@ class _StaticTerms:
 class TermSpace:
     """Candidate terms with unit vectors, plus the means to embed any query term.
 
-    Build one with :meth:`from_encoder`, :meth:`from_file` or :meth:`from_embeddingset`.
+    Build one with :meth:`from_encoder` (which also takes an EmbeddingSet as vocabulary) or :meth:`from_file`.
 
     Attributes
     ----------
@@ -452,10 +448,7 @@ class TermSpace:
             return cls([], np.zeros((0, embedder.dim), dtype=np.float32), embedder, vocabulary_source="(none)")
         if isinstance(vocabulary, (str, os.PathLike)) and Path(vocabulary).is_dir():
             return cls._from_set(EmbeddingSet.load(vocabulary), embedder)
-        terms = load_vocabulary(vocabulary)
-        label = "english-30k (shipped)" if vocabulary is None or vocabulary == "default" else (
-            str(vocabulary) if isinstance(vocabulary, (str, os.PathLike)) else f"{len(terms)} given terms")
-        return cls(terms, _vocabulary_matrix(embedder, terms, progress), embedder, vocabulary_source=label)
+        return cls(embedder=embedder, terms=[], vectors=np.zeros((0, embedder.dim), np.float32)).with_vocabulary(vocabulary, progress=progress)
 
     @classmethod
     def from_file(cls, path, *, vocabulary=None, binary: bool | None = None, limit: int | None = None) -> "TermSpace":
@@ -487,12 +480,6 @@ class TermSpace:
             )
         return cls(embedding_set.texts, _unit(embedding_set.vectors), embedder, vocabulary_source="EmbeddingSet")
 
-    @classmethod
-    def from_embeddingset(cls, embedding_set, *, encoder=None) -> "TermSpace":
-        """Use an EmbeddingSet's texts and vectors as the vocabulary, and its model for queries."""
-        return cls.from_encoder(embedding_set, encoder=encoder, model=embedding_set.model.name if embedding_set.model else None,
-                                backend=embedding_set.model.backend if embedding_set.model else "auto")
-
     # -- derived spaces
     def with_vocabulary(self, vocabulary, *, progress=None) -> "TermSpace":
         """The same embedder with other candidate terms.
@@ -502,7 +489,8 @@ class TermSpace:
         """
         terms = load_vocabulary(vocabulary)
         if self.kind == "encoder":
-            label = str(vocabulary) if isinstance(vocabulary, (str, os.PathLike)) else f"{len(terms)} given terms"
+            label = "english-30k (shipped)" if isinstance(vocabulary, str) and vocabulary == "default" else (
+                str(vocabulary) if isinstance(vocabulary, (str, os.PathLike)) else f"{len(terms)} given terms")
             return TermSpace(terms, _vocabulary_matrix(self._embedder, terms, progress), self._embedder, vocabulary_source=label)
         rows = [self._embedder.index(t) for t in terms]
         rows = list(dict.fromkeys(r for r in rows if r is not None))
@@ -510,12 +498,6 @@ class TermSpace:
             raise InputError(f"none of the {len(terms)} vocabulary terms is in {self._embedder.source}")
         kept = [self._embedder.keys[r] for r in rows]
         return TermSpace(kept, self._embedder.unit[rows], self._embedder, vocabulary_source=f"{len(kept)} of {len(terms)} vocabulary terms")
-
-    def head(self, n: int) -> "TermSpace":
-        """The first ``n`` candidates (gensim's ``restrict_vocab``)."""
-        if n < 1:
-            raise InputError(f"restrict_vocab must be at least 1, got {n}")
-        return TermSpace(self.terms[:n], self.vectors[:n], self._embedder, vocabulary_source=f"first {min(n, len(self))} of {self.vocabulary_source}")
 
     def restrict(self, n: int) -> "TermSpace":
         """Static vectors with only their first ``n`` keys, for queries and candidates alike

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import snapshot
+from conftest import REPO, snapshot
 from embedspace import relations
 from embedspace.errors import InputError
 from embedspace.wordvectors import TermSpace, load_vocabulary
@@ -185,3 +185,19 @@ def test_cli_bad_input_is_one_error_line(cli, argv, message):
     status, out, err = cli(*argv)
     assert status == 2 and out == ""
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_example_script_runs(tmp_path, capsys, word_space):
+    import runpy
+    import sys
+
+    argv, sys.argv = sys.argv, ["example_relations.py", "--vocab-size", "2000", "--plots", str(tmp_path)]
+    try:
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(str(REPO / "scripts" / "example_relations.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    assert "queen" in out and "MEN: spearman 0.76" in out and "accuracy 0.65" in out
+    assert (tmp_path / "similarity.png").is_file() and (tmp_path / "axis.png").is_file()
