@@ -43,6 +43,8 @@ EXACT_LIMIT = 50_000
 SUBSET_EXACT_LIMIT = 50_000
 """Filtered search scans the matching rows exactly when there are at most this many."""
 TARGET_RECALL = 0.95
+TUNING_MARGIN = 0.01
+"""Tuning aims at TARGET_RECALL + this, as 500 sample queries estimate recall to about +-0.01."""
 TUNING_QUERIES = 500
 _EF_GRID = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 _RERANK_GRID = (1, 2, 4, 8, 16, 32)
@@ -177,70 +179,104 @@ def _threads_for(rows: float):
 
 # --- construction --------------------------------------------------------------------------
 def build(kind: str, store, params: dict, *, progress=None, random_state: int = 0):
-    """Build a FAISS index of ``kind`` over every row of ``store``.
+    """Build a FAISS index of ``kind`` over every row of ``store`` and tune its search effort.
+
+    For the approximate kinds a tuning sample of rows is held out: every other row is
+    added, the search effort is tuned with the held-out rows as queries (they are not in
+    the index yet, so they behave like new queries, not like points the graph already
+    links), then the held-out rows are added. Row i of ``store`` gets id i.
 
     Parameters
     ----------
     kind : {"flat", "hnsw", "ivf", "ivfpq"}
     store : row store
-        Has ``n``, ``d``, ``take(rows)`` and ``chunks(size)`` giving normalised float32 rows.
+        Has ``n``, ``d`` and ``take(rows)`` giving normalised float32 rows.
     params : dict
-        From :func:`default_params` (may be edited by the caller).
+        From :func:`default_params`.
     progress : bool, None or bar
     random_state : int, default=0
-        Seeds the training sample and k-means.
+        Seeds the training sample, k-means and the tuning sample.
 
     Returns
     -------
-    faiss.Index
+    index : faiss.Index
+    params : dict
+        ``params`` with the tuned effort and the recall measured.
     """
-    with _threads_for(store.n):
-        return _build(kind, store, params, progress, random_state)
-
-
-def _build(kind, store, params, progress, random_state):
     import faiss
 
-    d = store.d
-    if kind == "flat":
-        index = faiss.IndexFlatIP(d)
-    elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(d, int(params["M"]), faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = int(params["efConstruction"])
-    else:
-        quantizer = faiss.IndexFlatIP(d)
-        if kind == "ivf":
-            index = faiss.IndexIVFFlat(quantizer, d, int(params["nlist"]), faiss.METRIC_INNER_PRODUCT)
+    with _threads_for(store.n):
+        d = store.d
+        if kind == "flat":
+            index = faiss.IndexFlatIP(d)
+            add_rows(index, store, np.arange(store.n), progress=progress)
+            return index, dict(params)
+        if kind == "hnsw":
+            graph = faiss.IndexHNSWFlat(d, int(params["M"]), faiss.METRIC_INNER_PRODUCT)
+            graph.hnsw.efConstruction = int(params["efConstruction"])
+            index = faiss.IndexIDMap(graph)  # ids let the tuning rows be added last
         else:
-            index = faiss.IndexIVFPQ(quantizer, d, int(params["nlist"]), int(params["m"]), int(params["nbits"]), faiss.METRIC_INNER_PRODUCT)
-            index.pq.cp.seed = int(random_state)
-        index.cp.seed = int(random_state)
-        index.cp.niter = 10
-        train = _training_sample(store, params, random_state)
-        log.info("training %s on %d vectors", kind, len(train))
-        index.train(train)
-    add_rows(index, store, 0, progress=progress)
-    return index
+            quantizer = faiss.IndexFlatIP(d)
+            if kind == "ivf":
+                index = faiss.IndexIVFFlat(quantizer, d, int(params["nlist"]), faiss.METRIC_INNER_PRODUCT)
+            else:
+                index = faiss.IndexIVFPQ(quantizer, d, int(params["nlist"]), int(params["m"]), int(params["nbits"]), faiss.METRIC_INNER_PRODUCT)
+                index.pq.cp.seed = int(random_state)
+            index.cp.seed = int(random_state)
+            index.cp.niter = 10
+            train = _training_sample(store, params, random_state)
+            log.info("training %s on %d vectors", kind, len(train))
+            index.train(train)
+        params = extend(index, kind, params, store, 0, progress=progress, random_state=random_state)
+    return index, params
+
+
+def extend(index, kind: str, params: dict, store, start: int, *, progress=None, random_state: int = 0) -> dict:
+    """Add rows ``start..store.n`` (tuning rows last) and return re-tuned params.
+
+    Re-tuning needs at least 100 new rows to hold out; with fewer, ``params`` are kept.
+    """
+    new = np.arange(start, store.n)
+    if kind == "flat":
+        add_rows(index, store, new, progress=progress)
+        return dict(params)
+    rng = np.random.default_rng(random_state + 1)
+    size = min(TUNING_QUERIES, len(new) // 2) if start == 0 else min(TUNING_QUERIES, len(new))
+    held = np.sort(rng.choice(new, size=size, replace=False)) if size else new[:0]
+    rest = np.setdiff1d(new, held, assume_unique=True)
+    add_rows(index, store, rest, progress=progress)
+    if size >= 100 or (start == 0 and size > 0):
+        present = np.setdiff1d(np.arange(store.n), held, assume_unique=True)
+        params = tune(index, kind, params, store, held, present, random_state=random_state)
+    add_rows(index, store, held)
+    return params
 
 
 def _training_sample(store, params, random_state):
     nlist = int(params["nlist"])
-    wanted = min(store.n, max(64 * nlist, 65_536 if "m" in params else 0))
+    wanted = min(store.n, max(40 * nlist, 65_536 if "m" in params else 0))
     rng = np.random.default_rng(random_state)
     rows = np.sort(rng.choice(store.n, size=wanted, replace=False)) if wanted < store.n else np.arange(store.n)
     return store.take(rows)
 
 
-def add_rows(index, store, start: int, *, progress=None, chunk: int = 16_384) -> None:
-    """Add rows ``start..store.n`` of ``store`` to ``index`` in chunks, with a progress bar."""
+def add_rows(index, store, rows: np.ndarray, *, progress=None, chunk: int = 16_384) -> None:
+    """Add ``rows`` (sorted ids) of ``store`` to ``index`` with their ids, in chunks, with a progress bar."""
     from ._progress import progress_bar
 
-    bar = progress_bar(store.n - start, "indexing", progress=progress, unit="vec")
-    with bar, _threads_for(store.n - start):
-        for begin in range(start, store.n, chunk):
-            block = store.take(np.arange(begin, min(begin + chunk, store.n)))
-            index.add(block)
-            bar.update(len(block))
+    bar = progress_bar(len(rows), "indexing", progress=progress, unit="vec")
+    plain = not hasattr(index, "add_with_ids") or type(index).__name__ == "IndexFlatIP"
+    with bar, _threads_for(len(rows)):
+        for begin in range(0, len(rows), chunk):
+            ids = rows[begin:begin + chunk]
+            block = store.take(ids)
+            if plain:
+                if index.ntotal != ids[0] or ids[-1] - ids[0] + 1 != len(ids):
+                    raise ValueError("a flat index takes rows in order")
+                index.add(block)
+            else:
+                index.add_with_ids(block, ids.astype(np.int64))
+            bar.update(len(ids))
 
 
 # --- search --------------------------------------------------------------------------------
@@ -291,7 +327,7 @@ def ann_search(index, kind: str, params: dict, queries: np.ndarray, k: int, stor
     """
     import faiss
 
-    n = index.ntotal
+    n = store.n
     if mask is not None:
         rows = np.flatnonzero(mask)
         if len(rows) == 0:
@@ -359,30 +395,33 @@ def _rerank(queries, store, candidates, k, *, chunk: int = 256):
 
 
 # --- tuning --------------------------------------------------------------------------------
-def tune(index, kind: str, params: dict, store, *, random_state: int = 0, target: float = TARGET_RECALL, k: int = 10) -> dict:
-    """Pick the cheapest search effort whose recall@k on a sample of own vectors reaches ``target``.
+def tune(index, kind: str, params: dict, store, queries_rows, present_rows, *, random_state: int = 0,
+         target: float = TARGET_RECALL + TUNING_MARGIN, k: int = 10) -> dict:
+    """Pick the cheapest search effort whose recall@k reaches ``target``.
 
-    Each sampled row is searched for k+1 neighbours, its own row is dropped from both the
-    exact and the approximate list, and recall is the overlap of the k left. The chosen
-    values and the recall measured are returned in a new params dict (``tuned_recall``,
-    ``tuning_queries``).
+    Parameters
+    ----------
+    index : faiss.Index
+        Holding exactly ``present_rows``.
+    queries_rows : ndarray of int
+        Rows of ``store`` used as queries (not in the index).
+    present_rows : ndarray of int
+        Rows in the index; exact search over them is the reference.
+
+    Returns
+    -------
+    dict
+        ``params`` with the chosen effort, ``tuned_recall`` and ``tuning_queries``.
     """
     params = dict(params)
-    if kind == "flat":
-        return params
-    n = store.n
-    rng = np.random.default_rng(random_state + 1)
-    size = min(TUNING_QUERIES, n)
-    sample = np.sort(rng.choice(n, size=size, replace=False))
-    queries = store.take(sample)
-    depth = min(k + 1, n)
-    _, truth = exact_topk(queries, store, depth)
-    truth_sets = [set(row[row != own][:k].tolist()) for row, own in zip(truth, sample)]
+    queries = store.take(queries_rows)
+    depth = min(k, len(present_rows))
+    _, truth = exact_topk(queries, store, depth, present_rows)
+    truth_sets = [set(row[row >= 0].tolist()) for row in truth]
 
     def recall(trial: dict) -> float:
         _, found = ann_search(index, kind, trial, queries, depth, store)
-        hits = [len(set(row[row != own][:k].tolist()) & wanted) / max(len(wanted), 1) for row, own, wanted in zip(found, sample, truth_sets)]
-        return float(np.mean(hits))
+        return float(np.mean([len(set(row.tolist()) & wanted) / max(len(wanted), 1) for row, wanted in zip(found, truth_sets)]))
 
     if kind == "hnsw":
         for ef in _EF_GRID:
@@ -410,5 +449,5 @@ def tune(index, kind: str, params: dict, store, *, random_state: int = 0, target
     if score < target:
         log.warning("tuning reached recall@%d %.3f only (target %.2f) with %s", k, score, target, chosen)
     params.update(chosen)
-    params.update({"tuned_recall": round(score, 4), "tuning_queries": size, "target_recall": target})
+    params.update({"tuned_recall": round(score, 4), "tuning_queries": len(queries_rows), "target_recall": target})
     return params

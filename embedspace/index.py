@@ -418,8 +418,8 @@ class Index:
         self._sources.append(source)
         self._rows = _VectorRows(self._sources, self.normalize)
         self._arrow = None
-        _ann.add_rows(self._faiss, self._rows, start, progress=progress)
-        self.params = _ann.tune(self._faiss, self.kind, self.params, self._rows, random_state=self.info.get("random_state", 0))
+        self.params = _ann.extend(self._faiss, self.kind, self.params, self._rows, start, progress=progress,
+                                  random_state=self.info.get("random_state", 0))
         if self._lexical_settings:
             from .lexical import BM25Index
 
@@ -565,8 +565,7 @@ def build_index(space, kind: str = "auto", memory_budget=None, progress=None, ra
     rows = _VectorRows([source], normalize)
     chosen = _ann.choose_kind(source.n, source.d, budget) if kind == "auto" else kind
     params = _ann.default_params(chosen, source.n, source.d)
-    faiss_index = _ann.build(chosen, rows, params, progress=progress, random_state=random_state)
-    params = _ann.tune(faiss_index, chosen, params, rows, random_state=random_state)
+    faiss_index, params = _ann.build(chosen, rows, params, progress=progress, random_state=random_state)
     lexical_index = settings = None
     if lexical:
         from .lexical import BM25Index

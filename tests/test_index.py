@@ -65,7 +65,7 @@ def test_flat_is_exact(space, queries, built):
 def test_approximate_kinds_reach_the_tuned_recall(space, queries, built, kind):
     index = built[kind]
     assert index.kind == kind
-    assert index.params["tuned_recall"] >= 0.95 and index.params["tuning_queries"] == 500
+    assert index.params["tuned_recall"] >= 0.95 and index.params["tuning_queries"] == 450  # half of 900 held out
     _, vectors = queries
     scores, rows = index.search_vectors(vectors, 10)
     _, truth = _exact(space.vectors, vectors, 10)
