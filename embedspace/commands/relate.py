@@ -16,7 +16,9 @@ def _term_space_options(parser, *, vocabulary: bool = True) -> None:
         parser.add_argument("--vocab", metavar="FILE", help="candidate terms: a word list (one per line) or an EmbeddingSet "
                             "(default: the shipped 30,000 English words, or every key of --vectors)")
     parser.add_argument("--model", default=None, help="sentence-transformers model folder or cached name (default: all-MiniLM-L6-v2)")
-    parser.add_argument("--backend", default="auto", help="encoder backend (auto, torch, onnx, openvino, ...)")
+    from ..encoders import BACKENDS
+
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="encoder backend (default auto)")
     parser.add_argument("--templates", action="store_true", help="embed each term as the average of a few prompt templates "
                         "(better word similarity with sentence models)")
     parser.add_argument("--json", action="store_true", help="print JSON")
