@@ -90,6 +90,10 @@ def test_phrases_are_terms(word_space):
     pole = relations.axis(["hot weather"], ["cold weather"], ["summer", "winter"], space=word_space, permutations=0)
     assert pole.table.set_index("term")["position"]["summer"] > pole.table.set_index("term")["position"]["winter"]
     assert np.isnan(pole.p_value)
+    answers = relations.analogy("france", "paris", "united kingdom", k=3, space=word_space)
+    assert "london" in set(answers["term"])
+    odd = relations.odd_one_out(["ice cream", "frozen yogurt", "chocolate cake", "sports car"], space=word_space)
+    assert odd["term"].iloc[-1] == "sports car"
 
 
 def test_axis_with_sets_of_poles_and_same_seed_same_p(word_space):

@@ -198,6 +198,17 @@ def test_cli_eval_word_sim_and_analogy_json(cli, tmp_path):
     assert result["per_section"]["capitals"] == {"accuracy": 1.0, "correct": 2, "n": 2, "oov": 0}
 
 
+def test_cli_eval_analogy_with_a_vocabulary(cli, tmp_path):
+    (tmp_path / "q.txt").write_text(": capitals\nAthens Greece Paris France\nParis France Athens Greece\n"
+                                    "Paris France Berlin Germany\n")
+    (tmp_path / "vocab.txt").write_text("athens\ngreece\nparis\nfrance\ncar\nhouse\ndog\n")
+    status, out, err = cli("eval", "analogy", tmp_path / "q.txt", "--vocab", tmp_path / "vocab.txt", "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    assert (result["n"], result["oov"]) == (2, 1) and result["accuracy"] == 1.0
+    assert result["candidates"] == f"{tmp_path / 'vocab.txt'} (7 terms)"
+
+
 def test_cli_eval_on_word_vectors_counts_missing_words_as_oov(cli, bench_files):
     _, pairs, vectors, _ = bench_files
     status, out, err = cli("eval", "word-sim", pairs, "--vectors", vectors, "--json")
