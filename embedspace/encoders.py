@@ -360,6 +360,7 @@ class SentenceEncoder:
         tokenizer = self._get_tokenizer()
         encodings = tokenizer.encode_batch([t.strip() for t in texts])
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        _report_truncation(encodings, self.layout.max_seq_length)
         width = int(lengths.max())
         ids = np.zeros((len(texts), width), dtype=np.int64)
         mask = np.zeros((len(texts), width), dtype=np.int64)
@@ -413,6 +414,25 @@ class SentenceEncoder:
         if shared:
             progress.update(len(texts))
         return np.asarray(vectors, dtype=np.float32)
+
+
+def _report_truncation(encodings, max_length: int) -> None:
+    """Say how many texts were cut to the model's window (and warn about very long ones)."""
+    windows = [len(e.overflowing) for e in encodings]
+    truncated = sum(1 for w in windows if w)
+    if not truncated:
+        return
+    import logging
+
+    log = logging.getLogger("embedspace")
+    log.info("%d of %d texts are longer than %d tokens; only their first %d tokens are embedded",
+             truncated, len(encodings), max_length, max_length)
+    huge = sum(1 for w in windows if w >= 10)
+    if huge:
+        log.warning(
+            "%d texts are more than 10x longer than the model's %d-token window and were truncated; "
+            "split long documents into passages to embed all of their text", huge, max_length,
+        )
 
 
 def _pool(hidden: np.ndarray, mask: np.ndarray, pooling: dict) -> np.ndarray:
