@@ -27,6 +27,9 @@ from .errors import InputError
 __all__ = ["EmbeddingCache", "cache_dir", "namespace_of", "text_key"]
 
 _SCHEMA_VERSION = 1
+# Folders next to the database holding matrices derived from cached vectors (e.g. the
+# embedded word list of `relate`); `clear` empties them too. Exported models are kept.
+_DERIVED_DIRS = ("vocabularies",)
 _PARAMS_PER_QUERY = 900  # below SQLite's default limit on bound parameters
 
 
@@ -189,6 +192,7 @@ class EmbeddingCache:
         """
         exists = self.path.is_file()
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file()) if exists else 0
+        size += sum(p.stat().st_size for p in self._derived_files())
         result = {"path": str(self.path), "bytes": size, "n_vectors": 0, "models": []}
         if not exists:
             return result
@@ -199,8 +203,13 @@ class EmbeddingCache:
             result["n_vectors"] += count
         return result
 
+    def _derived_files(self) -> list[Path]:
+        return [p for name in _DERIVED_DIRS for p in (self.path.parent / name).glob("*") if p.is_file()]
+
     def clear(self) -> int:
-        """Delete every cached vector; return how many there were."""
+        """Delete every cached vector (and matrices derived from them); return how many vectors there were."""
+        for path in self._derived_files():
+            path.unlink(missing_ok=True)
         if not self.path.is_file():
             return 0
         conn = self._connect()

@@ -80,3 +80,13 @@ def test_embed_api_accepts_lists_and_frames(encoder):
     frame = pd.DataFrame({"body": ["x y", "z"], "n": [1, 2]})
     space = embed(frame, text_col="body", encoder=encoder, cache=False)
     assert space.table.columns.tolist() == ["text", "n"]
+
+
+def test_cache_clear_removes_derived_matrices(tmp_path, encoder):
+    cache = EmbeddingCache(tmp_path / "embeddings.sqlite")
+    encode_texts(encoder, ["one", "two"], cache=cache)
+    (tmp_path / "vocabularies").mkdir()
+    (tmp_path / "vocabularies" / "m.npy").write_bytes(b"x" * 100)
+    assert cache.info()["bytes"] >= 100
+    assert cache.clear() == 2
+    assert not list((tmp_path / "vocabularies").iterdir())
