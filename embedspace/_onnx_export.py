@@ -138,6 +138,23 @@ def _int8_model(export: Path) -> Path:
     return target
 
 
+def _model_config(folder: Path) -> dict:
+    import json
+
+    from .encoders import _read_layout
+
+    return json.loads((_read_layout(folder).transformer_dir / "config.json").read_text())
+
+
+def _ort_session(ort, path: Path, threads: int):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def make_runner(folder: Path, weights_sha256: str, backend: str, threads: int):
     """Return ``run(ids, mask) -> token_states`` for a fast backend.
 
@@ -147,7 +164,7 @@ def make_runner(folder: Path, weights_sha256: str, backend: str, threads: int):
         Model folder.
     weights_sha256 : str
         Model hash (export cache key).
-    backend : {"onnx", "onnx-int8", "openvino", "openvino-bf16"}
+    backend : {"onnx", "onnx-int8", "openvino", "openvino-bf16", "openvino-int8", "openvino-int8-mixed"}
     threads : int
         Intra-op threads.
 
@@ -160,19 +177,25 @@ def make_runner(folder: Path, weights_sha256: str, backend: str, threads: int):
     export = exported_model(folder, weights_sha256)
     if backend in ("onnx", "onnx-int8"):
         ort = require("onnxruntime", feature=f"the {backend} backend")
-        path = export / "model.onnx" if backend == "onnx" else _int8_model(export)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        if backend == "onnx":
+            path = export / "model.onnx"
+            try:  # fused attention/LayerNorm/GELU kernels: same fp32 math, fewer passes
+                from ._quantize import fused_model
+
+                config = _model_config(folder)
+                if config.get("model_type") == "bert":
+                    path = fused_model(export, int(config["num_attention_heads"]), int(config["hidden_size"]))
+            except Exception as exc:  # the plain export is always a correct fallback
+                log.warning("ONNX Runtime fusions unavailable (%s); using the plain export", exc)
+        else:
+            path = _int8_model(export)
+        session = _ort_session(ort, path, threads)
 
         def run(ids, mask):
             return session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
 
         return run
-    if backend in ("openvino", "openvino-bf16"):
+    if backend.startswith("openvino"):
         ov = require("openvino", feature=f"the {backend} backend")
         core = ov.Core()
         precision = "bf16" if backend.endswith("bf16") else "f32"
@@ -181,7 +204,13 @@ def make_runner(folder: Path, weights_sha256: str, backend: str, threads: int):
             "INFERENCE_NUM_THREADS": threads,
             "PERFORMANCE_HINT": "LATENCY",
         }
-        compiled = core.compile_model(str(export / "model.onnx"), "CPU", config)
+        path = export / "model.onnx"
+        if backend in ("openvino-int8", "openvino-int8-mixed"):
+            from ._quantize import int8_weights_model
+
+            path = int8_weights_model(export, "w8" if backend == "openvino-int8" else "w8-qko")
+            config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = "32"
+        compiled = core.compile_model(str(path), "CPU", config)
         request = compiled.create_infer_request()
 
         def run(ids, mask):

