@@ -6,7 +6,7 @@ Trains, for the same wall-clock budget and with the same decoder,
   word dropout),
 - ``lm``: a GRU language model (the same decoder without z), so the VAE's NLL cost shows,
 
-and then, for its own budget,
+and, for its own budget,
 
 - ``embedding``: the VAE whose encoder reads all-MiniLM-L6-v2 sentence embeddings,
 
@@ -15,7 +15,7 @@ sentence, end token included), five prior samples and a 10-step interpolation.
 
 PTB is research-only: it is read from the shared folder by path, never copied.
 
-Usage (the timed run; ``vae`` and ``lm`` train side by side, one thread each)::
+Usage (the timed run; the three models train side by side, one thread each)::
 
     flock /tmp/embedspace-bench.lock python scripts/bench_vae.py --minutes 60 --out bench-vae
     python scripts/bench_vae.py --minutes 2 --samples 10 --out /tmp/bench-smoke   # a smoke run
@@ -50,6 +50,7 @@ def run_one(kind: str, args) -> dict:
     import embedspace.vae as V
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("embedspace").setLevel(logging.DEBUG)
     torch.set_num_threads(args.threads)
     ptb = Path(args.ptb)
     train, valid, test = (_lines(ptb / f"ptb.{split}.txt") for split in ("train", "valid", "test"))
@@ -60,20 +61,27 @@ def run_one(kind: str, args) -> dict:
     )
     minutes = args.embedding_minutes if kind == "embedding" else args.minutes
     train_config = V.TrainConfig(
-        epochs=1000, max_minutes=minutes, batch_size=args.batch_size, learning_rate=args.lr,
-        word_dropout=args.word_dropout, free_bits=args.free_bits, kl_cycle_epochs=args.cycle_epochs,
+        epochs=1000, max_minutes=minutes, clock=args.clock, batch_size=args.batch_size, learning_rate=args.lr,
+        word_dropout=args.word_dropout if kind != "embedding" else 0.0,
+        free_bits=args.free_bits if kind != "embedding" else args.embedding_free_bits, kl_cycle_epochs=args.cycle_epochs,
         seed=args.seed, threads=args.threads,
     )
     encoder = {"vae": "gru", "lm": "none", "embedding": "embedding"}[kind]
+    if args.test_sentences:
+        test = test[: args.test_sentences]
+    if kind == "embedding" and args.embedding_train_sentences:
+        train = train[args.embedding_train_skip: args.embedding_train_skip + args.embedding_train_sentences]
     out = Path(args.out)
     started = time.time()
+    wall_deadline = started + 60.0 * args.deadline_minutes if args.deadline_minutes else float("inf")
     vae = V.train(train, out / f"{kind}.vae", encoder=encoder, valid=valid, config=config, train_config=train_config,
-                  overwrite=True, progress=False)
+                  overwrite=True, progress=False, stop=lambda: time.time() > wall_deadline)
     train_seconds = time.time() - started
     samples = args.samples if kind != "embedding" else args.embedding_samples
     started = time.time()
     figures = vae.evaluate(test, samples=samples, progress=False)
     figures.update(kind=kind, train_minutes=round(train_seconds / 60, 1), eval_minutes=round((time.time() - started) / 60, 1),
+                   train_cpu_minutes=vae.history[-1].get("cpu_minutes") if vae.history else 0, clock=args.clock,
                    epochs=vae.history[-1]["epoch"] if vae.history else 0, history=vae.history,
                    parameters=sum(p.numel() for p in vae.model.parameters()), threads=args.threads)
     if kind != "lm":
@@ -86,14 +94,14 @@ def run_one(kind: str, args) -> dict:
 
 
 def _report(results: dict, args) -> str:
-    lines = [f"# Text VAE on PTB (sentence level), {args.minutes} min per model, {args.threads} thread(s) each", ""]
-    lines.append("| model | IW-NLL | -ELBO | KL | PPL | active units | MI | BLEU | epochs | train min | K |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    lines = [f"# Text VAE on PTB (sentence level), budget {args.minutes} {args.clock} min per model, {args.threads} thread(s) each", ""]
+    lines.append("| model | IW-NLL | -ELBO | KL | PPL | active units | MI | BLEU | epochs | train wall min | train CPU min | K |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for kind, r in results.items():
         bleu = "-" if r.get("bleu") is None else f"{r['bleu']:.1f}"
         lines.append(
             f"| {kind} | {r['nll']:.2f} | {r['elbo']:.2f} | {r['kl']:.2f} | {r['ppl']:.1f} | {r['active_units']}/"
-            f"{args.latent_dim if kind != 'lm' else 0} | {r['mi']:.2f} | {bleu} | {r['epochs']} | {r['train_minutes']} | {r['samples']} |"
+            f"{args.latent_dim if kind != 'lm' else 0} | {r['mi']:.2f} | {bleu} | {r['epochs']} | {r['train_minutes']} | {r['train_cpu_minutes']} | {r['samples']} |"
         )
     for kind, r in results.items():
         if "prior_samples" in r:
@@ -113,7 +121,11 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=60.0, help="training budget of the VAE and of the LM")
     parser.add_argument("--embedding-minutes", type=float, default=20.0, help="training budget of the embedding-encoder VAE")
     parser.add_argument("--models", default="vae,lm,embedding", help="which models: vae,lm,embedding")
-    parser.add_argument("--sequential", action="store_true", help="train vae and lm one after the other, not side by side")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="what --minutes measures: wall time, or each model's own CPU time (fair on a shared machine)")
+    parser.add_argument("--deadline-minutes", type=float, default=None,
+                        help="with --clock cpu: stop every model after this much wall time all the same")
+    parser.add_argument("--sequential", action="store_true", help="train the models one after the other, not side by side")
     parser.add_argument("--samples", type=int, default=500, help="importance samples K for IW-NLL")
     parser.add_argument("--embedding-samples", type=int, default=50, help="K for the embedding-encoder VAE")
     parser.add_argument("--threads", type=int, default=1)
@@ -124,6 +136,10 @@ def main(argv=None) -> int:
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--word-dropout", type=float, default=0.25)
     parser.add_argument("--free-bits", type=float, default=0.25)
+    parser.add_argument("--test-sentences", type=int, default=0, help="evaluate on the first N test sentences only (0: all; for smoke runs)")
+    parser.add_argument("--embedding-train-sentences", type=int, default=0, help="train the embedding-encoder VAE on N training sentences only (0: all)")
+    parser.add_argument("--embedding-train-skip", type=int, default=0, help="...after skipping the first M")
+    parser.add_argument("--embedding-free-bits", type=float, default=2.0, help="free bits per dimension of the embedding-encoder VAE")
     parser.add_argument("--cycle-epochs", type=float, default=2.0)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -142,15 +158,12 @@ def main(argv=None) -> int:
     def launch(kind):
         log = open(out / f"{kind}.log", "w")
         return subprocess.Popen([sys.executable, __file__, *forwarded, "--only", kind], stdout=log, stderr=subprocess.STDOUT)
-    first = [m for m in models if m in ("vae", "lm")]
     if args.sequential:
-        for kind in first:
+        for kind in models:
             launch(kind).wait()
     else:
-        for proc in [launch(kind) for kind in first]:
+        for proc in [launch(kind) for kind in models]:
             proc.wait()
-    if "embedding" in models:
-        launch("embedding").wait()
     results = {}
     for kind in models:
         path = out / f"{kind}.json"

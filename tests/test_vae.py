@@ -92,6 +92,8 @@ def test_generation_api(tiny_vae):
     assert isinstance(vae.arithmetic("a man is playing a guitar.", "a man.", "a woman."), str)
     with pytest.raises(es.InputError, match="spherical"):
         vae.interpolate("a", "b", method="cubic")
+    with pytest.raises(es.InputError, match="--encoder embedding"):
+        vae.decode_embeddings(np.zeros((1, 384), dtype=np.float32))
 
 
 def test_metrics_have_the_contract_keys(tiny_vae, corpus):
@@ -122,6 +124,12 @@ def test_embedding_encoder_decodes_points_of_the_semantic_space(corpus, encoder,
     assert len(vae.decode_embeddings(centroid)) == 1
     loaded = es.vae.load(tmp_path / "e.vae")
     assert loaded.reconstruct(corpus[:2]) == vae.reconstruct(corpus[:2])
+    space = es.embed(corpus[:6], encoder=encoder, progress=False)
+    table = vae.decode_centroids(space, ["x", "x", "y", "y", -1, None])
+    assert table["label"].tolist() == ["x", "y"] and table["size"].tolist() == [2, 2]
+    assert all(isinstance(s, str) for s in table["sentence"])
+    with pytest.raises(es.InputError, match="no column"):
+        vae.decode_centroids(space, "cluster")
 
 
 def test_interrupted_training_resumes(corpus, tmp_path, monkeypatch):
@@ -235,7 +243,7 @@ def test_example_script_runs(sentences, tmp_path):
     data.write_text("\n".join(sentences[:150]) + "\n", encoding="utf-8")
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "example_vae.py"), "--corpus", str(data), "--out", str(tmp_path / "x.vae"), "--tiny"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        capture_output=True, text=True, cwd=tmp_path, timeout=900,
     )
     assert result.returncode == 0, result.stderr
     assert "interpolation" in result.stdout

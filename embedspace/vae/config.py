@@ -122,7 +122,11 @@ class TrainConfig:
     epochs : int, default=30
         Upper bound on passes over the training sentences.
     max_minutes : float or None, default=None
-        Wall-clock budget; training stops cleanly (validating once more) when it runs out.
+        Time budget; training stops cleanly (validating once more) when it runs out.
+    clock : {"wall", "cpu"}, default="wall"
+        What ``max_minutes`` measures: elapsed time, or this process's CPU time (a fair
+        budget on a machine shared with other work; with one thread it equals the wall
+        time of an idle machine).
     batch_size : int, default=64
         Sentences per step; batches hold sentences of similar length.
     learning_rate : float, default=1e-3
@@ -139,6 +143,10 @@ class TrainConfig:
     kl_ramp : float, default=0.5
         Fraction of each cycle during which the KL weight rises linearly from 0 to 1;
         it stays at 1 for the rest.
+    final_phase : float, default=0.3
+        Share of the budget (time with ``max_minutes``, else epochs) at the end during which
+        the KL weight stays at 1 and the learning rate falls linearly to a tenth: the model
+        settles on the true ELBO.
     valid_fraction : float, default=0.05
         Share of the corpus held out for validation when no validation file is given.
     seed : int, default=0
@@ -148,6 +156,7 @@ class TrainConfig:
 
     epochs: int = 30
     max_minutes: float | None = None
+    clock: str = "wall"
     batch_size: int = 64
     learning_rate: float = 1e-3
     clip_grad: float = 5.0
@@ -155,6 +164,7 @@ class TrainConfig:
     free_bits: float = 0.25
     kl_cycle_epochs: float = 2.0
     kl_ramp: float = 0.5
+    final_phase: float = 0.3
     valid_fraction: float = 0.05
     seed: int = 0
     threads: int | None = None
@@ -165,6 +175,7 @@ class TrainConfig:
         _positive("batch_size", self.batch_size)
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise InputError(f"max_minutes must be positive, got {self.max_minutes}")
+        _choice("clock", self.clock, ("wall", "cpu"))
         if not self.learning_rate > 0:
             raise InputError(f"learning_rate must be positive, got {self.learning_rate}")
         if not 0.0 <= self.word_dropout < 1.0:
@@ -173,6 +184,8 @@ class TrainConfig:
             raise InputError(f"free_bits must be >= 0, got {self.free_bits}")
         if not self.kl_cycle_epochs > 0 or not 0.0 < self.kl_ramp <= 1.0:
             raise InputError(f"kl_cycle_epochs must be > 0 and kl_ramp in (0, 1], got {self.kl_cycle_epochs}, {self.kl_ramp}")
+        if not 0.0 <= self.final_phase < 1.0:
+            raise InputError(f"final_phase must be in [0, 1), got {self.final_phase}")
         if not 0.0 < self.valid_fraction < 1.0:
             raise InputError(f"valid_fraction must be in (0, 1), got {self.valid_fraction}")
         if self.threads is not None:

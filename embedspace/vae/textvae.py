@@ -216,6 +216,54 @@ class TextVAE:
         """Decode points of the semantic space (``embedding`` encoder) into sentences."""
         return self.decode(self.encode_embeddings(vectors), beam_size=beam_size)
 
+    def decode_centroids(self, space, labels, *, beam_size: int = 1):
+        """Decode the centre of each group of an EmbeddingSet (a cluster, a class).
+
+        Parameters
+        ----------
+        space : EmbeddingSet
+            Vectors from the sentence encoder this VAE was trained on.
+        labels : str or array-like of length n
+            A column of ``space.table`` (e.g. ``"cluster"`` from a map, or ``"label"``) or
+            one label per row. Rows labelled -1 (HDBSCAN noise) or missing are left out.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per group: ``label``, ``size``, ``sentence`` (the decoded centroid,
+            renormalised to unit length when the space is normalised).
+
+        Raises
+        ------
+        ModelMismatchError
+            If ``space`` was embedded by another model.
+        """
+        import pandas as pd
+
+        from ..encoders import ModelIdentity
+        from ..errors import ModelMismatchError
+
+        identity = ModelIdentity.from_dict(self.config.sentence_model) if self.config.sentence_model else None
+        if identity is None or space.model is None or not identity.same_space(space.model):
+            found = space.model.describe() if space.model is not None else "an unknown model"
+            wanted = identity.describe() if identity is not None else "no sentence encoder (encoder 'gru')"
+            raise ModelMismatchError(f"the set was embedded by {found}, but this VAE reads {wanted}")
+        if isinstance(labels, str):
+            if labels not in space.table.columns:
+                raise InputError(f"no column '{labels}' in the set (columns: {', '.join(map(str, space.table.columns))})")
+            labels = space.table[labels]
+        labels = pd.Series(list(labels))
+        if len(labels) != len(space):
+            raise InputError(f"got {len(labels)} labels for {len(space)} vectors")
+        keep = labels.notna() & (labels.astype(str) != "-1")
+        groups = labels[keep].groupby(labels[keep], sort=True).groups
+        names = list(groups)
+        centroids = np.stack([np.asarray(space.vectors[np.asarray(groups[g])], dtype=np.float32).mean(axis=0) for g in names])
+        if identity.normalized:
+            centroids /= np.linalg.norm(centroids, axis=1, keepdims=True).clip(1e-12)
+        sentences = self.decode_embeddings(centroids, beam_size=beam_size)
+        return pd.DataFrame({"label": names, "size": [len(groups[g]) for g in names], "sentence": sentences})
+
     # --- the user-facing operations --------------------------------------------------------
     def reconstruct(self, texts: Sequence[str], *, beam_size: int = 1) -> list[str]:
         """Decode the posterior mean of each text (greedy, or beam search)."""

@@ -50,6 +50,18 @@ def kl_weight(step: int, steps_per_cycle: float, ramp: float) -> float:
     return min(1.0, position / ramp)
 
 
+def training_phase(done: float, final_phase: float) -> tuple[bool, float]:
+    """Whether training is in its final phase, and the learning-rate multiplier.
+
+    ``done`` is the share of the budget used (0..1). In the last ``final_phase`` of it the
+    rate falls linearly from 1 to 0.1.
+    """
+    start = 1.0 - final_phase
+    if final_phase <= 0 or done < start:
+        return False, 1.0
+    return True, max(0.1, 1.0 - 0.9 * (done - start) / final_phase)
+
+
 def length_buckets(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Shuffled batches of sentence indices of similar length (little padding, random order)."""
     lengths = np.asarray(lengths, dtype=float)
@@ -110,6 +122,7 @@ def train(
     overwrite: bool = False,
     resume: bool = False,
     progress: bool | None = None,
+    stop=None,
 ) -> TextVAE:
     """Train a sentence VAE (or, with ``encoder="none"``, a GRU language model).
 
@@ -136,6 +149,9 @@ def train(
         Continue an interrupted run of the same command from its last checkpoint.
     progress : bool or None
         Progress bar with running NLL and KL (default: on a terminal).
+    stop : callable, optional
+        ``stop() -> bool``, asked after every step; True stops training cleanly, as when
+        ``max_minutes`` runs out (e.g. a wall-clock deadline on top of a CPU-time budget).
 
     Returns
     -------
@@ -167,12 +183,12 @@ def train(
     if train_config.threads:
         torch.set_num_threads(train_config.threads)
     try:
-        return _train(corpus, valid, output, work, config, train_config, overrides, text_col, sentence_encoder, overwrite, resume, progress)
+        return _train(corpus, valid, output, work, config, train_config, overrides, text_col, sentence_encoder, overwrite, resume, progress, stop)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _train(corpus, valid, output, work, config, train_config, overrides, text_col, sentence_encoder, overwrite, resume, progress):
+def _train(corpus, valid, output, work, config, train_config, overrides, text_col, sentence_encoder, overwrite, resume, progress, stop):
     texts = _texts_of(corpus, text_col)
     if valid is not None:
         valid_texts = _texts_of(valid, text_col)
@@ -224,8 +240,15 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
     lengths = [len(x) for x in train_ids]
     steps_per_epoch = math.ceil(len(train_ids) / train_config.batch_size)
     steps_per_cycle = train_config.kl_cycle_epochs * steps_per_epoch
-    started = time.monotonic()
-    deadline = started + 60.0 * train_config.max_minutes if train_config.max_minutes else math.inf
+    # The time budget counts all sessions of a resumed run (validation included), on the
+    # wall clock or on this process's CPU clock.
+    clock = time.process_time if train_config.clock == "cpu" else time.monotonic
+    prior_seconds = state["seconds"]
+    started = clock()
+    wall_started, cpu_started = time.monotonic(), time.process_time()
+    prior_wall, prior_cpu = state.get("wall_seconds", 0.0), state.get("cpu_seconds", 0.0)
+    budget = 60.0 * train_config.max_minutes if train_config.max_minutes else math.inf
+    deadline = started + budget - prior_seconds
     out_of_time = False
     while state["epoch"] < train_config.epochs and not out_of_time:
         epoch = state["epoch"]
@@ -237,7 +260,14 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
         for index in range(state["batch"], len(batches)):
             rows = batches[index]
             batch = make_batch([train_ids[i] for i in rows], None if train_vectors is None else train_vectors[rows])
-            beta = kl_weight(state["step"], steps_per_cycle, train_config.kl_ramp) if config.has_latent else 0.0
+            done = (epoch + index / len(batches)) / train_config.epochs
+            if train_config.max_minutes:
+                done = max(done, (prior_seconds + clock() - started) / budget)
+            final, lr_scale = training_phase(min(1.0, done), train_config.final_phase)
+            for group in optimizer.param_groups:
+                group["lr"] = train_config.learning_rate * lr_scale
+            beta = 1.0 if final else kl_weight(state["step"], steps_per_cycle, train_config.kl_ramp)
+            beta = beta if config.has_latent else 0.0
             terms = model(batch, word_dropout=train_config.word_dropout)
             kl_per_dim = terms["kl"].mean(0)  # (L,)
             kl_term = torch.clamp(kl_per_dim, min=train_config.free_bits).sum() if config.has_latent else 0.0
@@ -251,17 +281,22 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
             running["nll"] += float(terms["rec"].detach().sum())
             running["kl"] += float(terms["kl"].detach().sum())
             running["n"] += len(rows)
+            if state["step"] % 100 == 0:
+                log.debug("step %d (%.1f %s min): running nll %.2f kl %.2f beta %.2f lr x%.2f", state["step"],
+                          (prior_seconds + clock() - started) / 60.0, train_config.clock, running["nll"] / running["n"],
+                          running["kl"] / running["n"], beta, lr_scale)
             bar.update(1)
-            bar.set_postfix(nll=f"{running['nll'] / running['n']:.2f}", kl=f"{running['kl'] / running['n']:.2f}", beta=f"{beta:.2f}")
-            if time.monotonic() > deadline:
+            bar.set_postfix(nll=f"{running['nll'] / running['n']:.2f}", kl=f"{running['kl'] / running['n']:.2f}", beta=f"{beta:.2f}", lr=f"{lr_scale:.2f}")
+            if clock() > deadline or (stop is not None and stop()):
                 out_of_time = True
                 break
         bar.close()
         if not out_of_time:
             state["epoch"] += 1
             state["batch"] = 0
-        state["seconds"] += time.monotonic() - started
-        started = time.monotonic()
+        state["seconds"] = prior_seconds + clock() - started
+        state["wall_seconds"] = prior_wall + time.monotonic() - wall_started
+        state["cpu_seconds"] = prior_cpu + time.process_time() - cpu_started
         figures = _validate(model, valid_ids, valid_vectors, train_config.batch_size * 4)
         record = {
             "epoch": epoch + 1 if not out_of_time else round(epoch + state["batch"] / len(batches), 3),
@@ -271,14 +306,15 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
             "valid_elbo": figures["elbo"],
             "valid_rec": figures["rec"],
             "valid_kl": figures["kl"],
-            "minutes": round(state["seconds"] / 60.0, 2),
+            "minutes": round(state["wall_seconds"] / 60.0, 2),
+            "cpu_minutes": round(state["cpu_seconds"] / 60.0, 2),
         }
         state["history"].append(record)
         improved = figures["elbo"] < state["best"]
         log.info(
-            "epoch %s: train nll %.2f kl %.2f | valid -elbo %.2f (rec %.2f + kl %.2f)%s [%.1f min]",
+            "epoch %s: train nll %.2f kl %.2f | valid -elbo %.2f (rec %.2f + kl %.2f)%s [%.1f min, %.1f CPU min]",
             record["epoch"], record["train_nll"], record["train_kl"], figures["elbo"], figures["rec"], figures["kl"],
-            " best" if improved else "", record["minutes"],
+            " best" if improved else "", record["minutes"], record["cpu_minutes"],
         )
         if improved:
             state["best"] = figures["elbo"]
@@ -289,7 +325,7 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
         if work is not None:
             _save_checkpoint(work, model, optimizer, vocab, config, train_config, state)
     if out_of_time:
-        log.info("stopped after %.1f minutes (--max-minutes); keeping the best model", state["seconds"] / 60.0)
+        log.info("stopped after %.1f %s minutes (max_minutes); keeping the best model", state["seconds"] / 60.0, train_config.clock)
     if output is not None:
         best.save(output, overwrite=overwrite)
         shutil.rmtree(work, ignore_errors=True)
