@@ -32,6 +32,8 @@ from .evaluation import evaluate_analogy, evaluate_sts, evaluate_word_similarity
 from .index import Index, build_index, load_index
 from .retrieval import evaluate_retrieval
 from .sources import read
+from .describe import describe
+from .mapping import map_collection, map_collection as map, write_map  # es.map(space, seed=0)
 from .wordvectors import TermSpace, load_vocabulary, read_word_vectors
 from . import relations  # es.relations.analogy("man", "king", "woman")
 
@@ -64,6 +66,7 @@ __all__ = [
     "OutputExistsError",
     "TermSpace",
     "build_index",
+    "describe",
     "embed",
     "embed_to_disk",
     "evaluate_retrieval",
@@ -74,8 +77,11 @@ __all__ = [
     "load_encoder",
     "load_vocabulary",
     "load_index",
+    "map",
+    "map_collection",
     "read",
     "read_word_vectors",
+    "write_map",
 ]
 
 for _name in __all__:

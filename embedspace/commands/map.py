@@ -1,0 +1,194 @@
+"""``embedspace map`` and ``embedspace eval clustering``: lay out, cluster, name and score a collection."""
+
+from __future__ import annotations
+
+import sys
+
+from ._common import add_command, emit_json, positive_int, print_table, progress_of
+
+
+def _seed(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 4294967295, got {value}")
+    return value
+
+
+def _at_least_two(text: str) -> int:
+    import argparse
+
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"needs at least 2 runs to compare, got {value}")
+    return value
+
+
+def _add_input_options(parser) -> None:
+    parser.add_argument("input", metavar="INPUT|SET", help="file, folder, corpus:NAME, or an EmbeddingSet directory")
+    parser.add_argument("--text-col", default="text", help="column holding the text (default: text)")
+    parser.add_argument("--model", default=None, help="model for embedding INPUT (default: all-MiniLM-L6-v2)")
+    parser.add_argument("--k", type=positive_int, default=None, metavar="N",
+                        help="ask for exactly N clusters (k-means on the clustering layout; no outliers)")
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed; the same seed gives the same map (default: 0)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def register(subparsers) -> None:
+    parser = add_command(
+        subparsers,
+        "map",
+        help="lay out and cluster a collection; write map.png, map.html, clusters and metrics",
+        description=(
+            "Embed INPUT (or load an EmbeddingSet), build one nearest-neighbour graph, lay it out with UMAP in 2-D "
+            "for display and 5-D for clustering, cluster with HDBSCAN (granularity chosen automatically, or exactly "
+            "--k clusters), name each cluster by class-based TF-IDF keywords and write DIR with documents.parquet, "
+            "clusters.csv, map.png, map.html (opens offline) and metrics.json. Outliers get cluster -1 unless "
+            "--assign-outliers. With --label-col the clustering is scored against those labels (ARI, NMI, V-measure)."
+        ),
+        examples=[
+            "embedspace map corpus:20newsgroups -o news-map --label-col label",
+            "embedspace map reviews.csv --text-col body -o reviews-map --k 12",
+            "embedspace map news.set -o news-map --seed 1 --stability 5 --json",
+        ],
+        handler=run,
+    )
+    _add_input_options(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="output map directory")
+    parser.add_argument("--label-col", default=None, metavar="L", help="column of reference labels to score against")
+    parser.add_argument("--min-cluster-size", type=positive_int, default=None, metavar="N",
+                        help="smallest cluster (default: chosen automatically from the data)")
+    parser.add_argument("--assign-outliers", action="store_true", help="attach outliers to their nearest cluster")
+    parser.add_argument("--stability", type=_at_least_two, default=None, metavar="N",
+                        help="also cluster with N seeds and report the mean pairwise ARI between them")
+    parser.add_argument("--title", default=None, help="title of map.png and map.html (default: INPUT)")
+    parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+
+
+def register_eval(verbs) -> None:
+    parser = add_command(
+        verbs,
+        "clustering",
+        help="cluster a labelled collection and score it: ari, nmi, v_measure, noise_fraction, n_clusters",
+        description=(
+            "Run the map pipeline on INPUT (no files written) and compare its clusters with the labels in "
+            "--label-col. Outliers count as a class of their own."
+        ),
+        examples=[
+            "embedspace eval clustering corpus:20newsgroups --label-col label",
+            "embedspace eval clustering news.csv --label-col topic --k 20 --json",
+        ],
+        handler=run_eval,
+    )
+    _add_input_options(parser)
+    parser.add_argument("--label-col", required=True, metavar="L", help="column of reference labels")
+
+
+def load_space(source, *, text_col: str = "text", label_col: str | None = None, model: str | None = None,
+               progress=None):
+    """An EmbeddingSet from a set directory or any readable source, checking ``label_col`` first."""
+    from pathlib import Path
+
+    from ..errors import InputError
+
+    path = Path(str(source))
+    if path.is_dir() and (path / "manifest.json").is_file():
+        from ..embeddingset import EmbeddingSet
+
+        space = EmbeddingSet.load(path)
+        if label_col is not None and label_col not in space.table.columns:
+            raise InputError(f"{source}: no label column '{label_col}' (columns: {', '.join(map(str, space.table.columns))})")
+        return space
+    from ..embedding import embed
+    from ..sources import read
+
+    table = read(source, text_col=text_col)
+    if label_col is not None and label_col not in table.columns:
+        raise InputError(f"{source}: no label column '{label_col}' (columns: {', '.join(map(str, table.columns))}); "
+                         "choose one with --label-col")
+    return embed(table, model=model, progress=progress)
+
+
+def run(args) -> int:
+    from .._fs import check_output_path
+    from ..mapping import CollectionMapper, clustering_stability, write_map
+
+    progress = progress_of(args)
+    check_output_path(args.output, overwrite=args.overwrite)
+    space = load_space(args.input, text_col=args.text_col, label_col=args.label_col, model=args.model, progress=progress)
+    mapper = CollectionMapper(min_cluster_size=args.min_cluster_size or "auto", n_clusters=args.k,
+                              assign_outliers=args.assign_outliers, random_state=args.seed, progress=progress)
+    mapper.fit(space)
+    extra = {}
+    if args.stability:
+        seeds = [args.seed + i for i in range(args.stability)]
+        extra["stability"] = clustering_stability(
+            space, seeds, progress=progress, min_cluster_size=args.min_cluster_size or "auto", k=args.k,
+            assign_outliers=args.assign_outliers,
+        )
+    result = write_map(mapper.space_, args.output, label_col=args.label_col, overwrite=args.overwrite, mapper=mapper,
+                       title=args.title or str(args.input), extra=extra)
+    metrics, clusters = result["metrics"], result["clusters"]
+    if args.json:
+        summary = {key: metrics[key] for key in ("n", "n_clusters", "noise_fraction", "ari", "nmi", "v_measure",
+                                                 "homogeneity", "completeness", "silhouette", "dbcv", "min_cluster_size",
+                                                 "method") if key in metrics}
+        summary["output"] = result["output"]
+        if "stability" in metrics:
+            summary["stability"] = metrics["stability"]
+        summary["clusters"] = [
+            {"cluster": int(r.cluster), "size": int(r.size), "label": r.label, "keywords": list(r.keywords)}
+            for r in clusters.itertuples()
+        ]
+        emit_json(summary)
+        return 0
+    if args.quiet:
+        return 0
+    _print_summary(metrics, clusters)
+    if "stability" in metrics:
+        s = metrics["stability"]
+        print(f"stability: mean pairwise ARI {s['mean_ari']:.3f} over seeds {s['seeds'][0]}..{s['seeds'][-1]} "
+              f"(min {s['min_ari']:.3f}; clusters per run {s['n_clusters']})")
+    out = result["output"]
+    print(f"\nwrote {out}/: map.png (static map), map.html (open in a browser, works offline), clusters.csv, "
+          "documents.parquet, metrics.json")
+    return 0
+
+
+def _print_summary(metrics: dict, clusters) -> None:
+    noise = metrics["noise_fraction"]
+    print(f"{metrics['n']} documents -> {metrics['n_clusters']} clusters, {noise:.1%} outliers "
+          f"({metrics.get('method', 'map')}, min_cluster_size {metrics.get('min_cluster_size')})")
+    shown = clusters.assign(keywords=clusters["keywords"].map(lambda k: ", ".join(k[:6])))[["cluster", "size", "label", "keywords"]]
+    print_table(shown.head(40), max_width=70)
+    if len(clusters) > 40:
+        print(f"... and {len(clusters) - 40} more clusters (see clusters.csv)")
+    if "nmi" in metrics:
+        print(f"against '{metrics['label_col']}' ({metrics['n_labels']} labels): ARI {metrics['ari']:.3f}  "
+              f"NMI {metrics['nmi']:.3f}  V-measure {metrics['v_measure']:.3f}")
+    elif metrics.get("silhouette") is not None:
+        dbcv = metrics.get("dbcv")
+        print(f"silhouette {metrics['silhouette']:.3f}" + (f"  DBCV {dbcv:.3f}" if dbcv is not None else ""))
+
+
+def run_eval(args) -> int:
+    from ..clustering import clustering_scores
+    from ..mapping import CollectionMapper
+
+    progress = progress_of(args)
+    space = load_space(args.input, text_col=args.text_col, label_col=args.label_col, model=args.model, progress=progress)
+    mapper = CollectionMapper(n_clusters=args.k, random_state=args.seed, display=False, progress=progress).fit(space)
+    scores = clustering_scores(mapper.clusterer_.labels_, space.table[args.label_col].to_numpy())
+    result = {key: scores[key] for key in ("ari", "nmi", "v_measure", "noise_fraction", "n_clusters", "n",
+                                           "homogeneity", "completeness")}
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"ari {result['ari']:.4f}  nmi {result['nmi']:.4f}  v_measure {result['v_measure']:.4f}  "
+              f"noise_fraction {result['noise_fraction']:.4f}  n_clusters {result['n_clusters']}  n {result['n']}")
+    sys.stdout.flush()
+    return 0

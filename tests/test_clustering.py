@@ -1,0 +1,136 @@
+"""Clustering, the neighbour graph and the reducers, on small seeded synthetic data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedspace.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """Three blobs of different sizes in 5-d plus a sprinkle of uniform noise."""
+    rng = np.random.default_rng(7)
+    centres = np.array([[0, 0, 0, 0, 0], [8, 0, 0, 0, 0], [0, 8, 0, 0, 0]], dtype=float)
+    sizes = (400, 250, 150)
+    points = [rng.normal(c, 0.6, size=(m, 5)) for c, m in zip(centres, sizes)]
+    noise = rng.uniform(-6, 14, size=(30, 5))
+    X = np.vstack(points + [noise])
+    truth = np.concatenate([np.full(m, i) for i, m in enumerate(sizes)] + [np.full(30, -1)])
+    return X, truth
+
+
+def test_auto_granularity_finds_the_three_blobs(blobs):
+    from embedspace.clustering import Clusterer, clustering_scores
+
+    X, truth = blobs
+    model = Clusterer(random_state=0).fit(X)
+    assert model.n_clusters_ == 3 and model.method_ == "hdbscan"
+    core = truth >= 0
+    assert clustering_scores(model.labels_[core], truth[core])["ari"] >= 0.95
+    assert (np.bincount(model.labels_[model.labels_ >= 0]) == np.sort(np.bincount(model.labels_[model.labels_ >= 0]))[::-1]).all()
+    sizes = [c["min_cluster_size"] for c in model.candidates_]
+    assert sizes == sorted(sizes) and model.min_cluster_size_ in sizes[1:-1]
+    assert {"n_clusters", "noise_fraction", "plateau"} <= set(model.candidates_[0])
+
+
+def test_outliers_have_zero_probability_and_high_glosh(blobs):
+    from embedspace.clustering import Clusterer
+
+    X, truth = blobs
+    model = Clusterer().fit(X)
+    assert model.probabilities_.dtype == np.float32 and model.outlier_scores_.dtype == np.float32
+    assert (model.probabilities_[model.labels_ < 0] == 0).all()
+    assert 0 <= model.outlier_scores_.min() and model.outlier_scores_.max() <= 1
+    assert model.outlier_scores_[truth < 0].mean() > model.outlier_scores_[truth >= 0].mean() + 0.2
+
+
+def test_fixed_min_cluster_size_and_assigning_outliers(blobs):
+    from embedspace.clustering import Clusterer
+
+    X, _ = blobs
+    model = Clusterer(min_cluster_size=50, assign_outliers=True).fit(X)
+    assert model.min_cluster_size_ == 50 and model.candidates_ == []
+    assert (model.labels_ >= 0).all()
+
+
+def test_k_mode_gives_exactly_k_with_margins(blobs):
+    from embedspace.clustering import Clusterer
+
+    X, _ = blobs
+    model = Clusterer(n_clusters=5, random_state=3).fit(X)
+    assert model.method_ == "kmeans" and model.n_clusters_ == 5 and (model.labels_ >= 0).all()
+    assert ((0 <= model.probabilities_) & (model.probabilities_ <= 1)).all()
+    again = Clusterer(n_clusters=5, random_state=3).fit(X)
+    assert np.array_equal(model.labels_, again.labels_)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"n_clusters": 900}, "only 830 documents"),
+        ({"n_clusters": 0}, "whole number"),
+        ({"min_cluster_size": 1}, "min_cluster_size"),
+        ({"min_cluster_size": 5000}, "larger than"),
+        ({"min_samples": 0}, "min_samples"),
+    ],
+)
+def test_bad_parameters_are_input_errors(blobs, params, message):
+    from embedspace.clustering import Clusterer
+
+    with pytest.raises(InputError, match=message):
+        Clusterer(**params).fit(blobs[0])
+
+
+def test_k_beyond_the_distinct_points_is_refused():
+    from embedspace.clustering import Clusterer
+
+    X = np.repeat(np.eye(3), 10, axis=0)
+    with pytest.raises(InputError, match="3 distinct"):
+        Clusterer(n_clusters=4).fit(X)
+
+
+def test_scores_count_noise_as_a_class_and_internal_scores_without_labels(blobs):
+    from embedspace.clustering import clustering_scores
+
+    X, truth = blobs
+    perfect = clustering_scores(truth, truth)
+    assert perfect["ari"] == pytest.approx(1.0) and perfect["noise_fraction"] == pytest.approx(30 / 830)
+    assert perfect["n_clusters"] == 3
+    internal = clustering_scores(truth, X=X)
+    assert internal["silhouette"] > 0.5 and internal["dbcv"] is not None
+
+
+def test_knn_graph_puts_each_row_first_even_with_duplicates():
+    from embedspace.neighbors import knn_graph
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 8)).astype(np.float32)
+    X = np.vstack([X, X[:10]])  # rows 50..59 duplicate rows 0..9
+    for exact in (True, False):
+        graph = knn_graph(X, k=5, exact=exact)
+        assert (graph.indices[:, 0] == np.arange(60)).all()
+        assert (graph.distances[:, 0] == 0).all() and (np.diff(graph.distances, axis=1) >= 0).all()
+        assert (graph.indices[:10, 1] == np.arange(50, 60)).all()
+    assert knn_graph(X[:4], k=30).n_neighbors == 4
+    with pytest.raises(InputError):
+        knn_graph(X[:1], k=5)
+
+
+def test_reducers_shapes_and_determinism():
+    from embedspace.reduction import PCAReducer, TSNEReducer, UMAPReducer, reduce
+
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal(0, 1, (60, 16)), rng.normal(6, 1, (60, 16))]).astype(np.float32)
+    pca = PCAReducer(3).fit(X)
+    assert pca.embedding_.shape == (120, 3) and pca.explained_variance_ratio_[0] > 0.5
+    assert np.array_equal(pca.embedding_, PCAReducer(3).fit_transform(X))
+    assert TSNEReducer(random_state=0).fit_transform(X).shape == (120, 2)
+    first = UMAPReducer(2, n_neighbors=10, random_state=4, n_epochs=50).fit_transform(X)
+    assert first.shape == (120, 2) and first.dtype == np.float32
+    assert np.array_equal(first, reduce(X, "umap", 2, n_neighbors=10, random_state=4, n_epochs=50))
+    with pytest.raises(InputError, match="unknown reduction"):
+        reduce(X, "lda")
+    with pytest.raises(InputError, match="more than"):
+        UMAPReducer(5).fit(X[:4])
