@@ -215,3 +215,18 @@ def test_example_script_runs(tmp_path, small_space):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "example" / "map.html").is_file() and "cluster" in done.stdout
+
+
+def test_demo_indexes_maps_searches_and_says_where_to_look(small_space, tmp_path):
+    from embedspace.demo import EXAMPLE_QUERIES, run_demo
+
+    result = run_demo(tmp_path / "demo", space=small_space)
+    assert result["n"] == len(small_space) and result["map"]["n_clusters"] == len(
+        [c for c in result["clusters"] if c["cluster"] >= 0])
+    assert [q["query"] for q in result["queries"]] == list(EXAMPLE_QUERIES)
+    first = result["queries"][0]["results"]
+    assert len(first) == 3 and first[0]["label"] == "comp.graphics" and "cluster_label" in first[0]
+    for name in ("map_html", "map_png", "clusters_csv"):
+        assert Path(result["files"][name]).is_file()
+    for folder in ("space", "index", "map"):
+        assert (tmp_path / "demo" / folder / "manifest.json").is_file()
