@@ -34,6 +34,7 @@ import numpy as np
 
 from . import _ann
 from ._fs import atomic_directory, check_output_path, sha256_file
+from ._index_sources import SetSource, VectorRows, open_entry, verify_payloads
 from .encoders import ModelIdentity
 from .errors import FormatError, InputError, ModelMismatchError
 from .store import read_manifest, write_manifest
@@ -44,107 +45,7 @@ FORMAT = "embedspace.index"
 FORMAT_VERSION = 1
 KINDS = ("auto",) + _ann.KINDS
 MODES = ("dense", "bm25", "hybrid")
-_SET_FORMAT = "embedspace.embeddingset"
 _RESULT_FIELDS = ("query", "rank", "row", "score", "text")
-
-
-# --- the EmbeddingSets an index reads ---------------------------------------------------
-class _Source:
-    """One EmbeddingSet behind an index: on disk (read lazily, without pandas) or in memory."""
-
-    def __init__(self, n: int, d: int, model, *, path: Path | None = None, manifest_sha256: str | None = None,
-                 embedded: bool = False, space=None, manifest: dict | None = None):
-        self.n, self.d, self.model = n, d, model
-        self.path, self.manifest_sha256, self.embedded = path, manifest_sha256, embedded
-        self.space, self._manifest = space, manifest
-        self._vectors = None
-        self._table = None
-
-    @classmethod
-    def of(cls, space) -> "_Source":
-        """From an EmbeddingSet object or the path of a set directory."""
-        if isinstance(space, (str, os.PathLike)):
-            return cls.open(Path(space).expanduser().absolute())
-        if not hasattr(space, "vectors") or not hasattr(space, "table"):
-            raise InputError(f"expected an EmbeddingSet or the path of one, got {type(space).__name__}")
-        return cls(len(space), space.dim, space.model, space=space)
-
-    @classmethod
-    def open(cls, path: Path, expected_sha256: str | None = None, *, embedded: bool = False, index_dir=None) -> "_Source":
-        if (path / "manifest.json").is_file():
-            sha = sha256_file(path / "manifest.json")
-            if expected_sha256 and sha != expected_sha256:
-                raise FormatError(
-                    f"{index_dir}: the EmbeddingSet {path} changed after the index was built (its manifest checksum "
-                    f"differs); rebuild the index: embedspace index {path} -o {index_dir} --overwrite"
-                )
-        manifest = read_manifest(path, _SET_FORMAT, 1, verify=False)
-        model = ModelIdentity.from_dict(manifest.get("model"))
-        return cls(int(manifest["n"]), int(manifest["d"]), model, path=path, manifest_sha256=sha256_file(path / "manifest.json"),
-                   embedded=embedded, manifest=manifest)
-
-    def _verified(self, name: str) -> Path:
-        payload = self.path / name
-        if sha256_file(payload) != self._manifest["files"][name]["sha256"]:
-            raise FormatError(f"{self.path}: {name} fails its sha256 checksum (the file was changed or corrupted)")
-        return payload
-
-    def vectors(self) -> np.ndarray:
-        """The (n, d) vectors as stored (memory-mapped for sets on disk)."""
-        if self._vectors is None:
-            if self.space is not None:
-                self._vectors = self.space.stored_vectors
-            else:
-                self._vectors = np.load(self._verified("vectors.npy"), mmap_mode="r", allow_pickle=False)
-                if self._vectors.shape != (self.n, self.d):
-                    raise FormatError(f"{self.path}: vectors.npy has shape {self._vectors.shape}, expected ({self.n}, {self.d})")
-        return self._vectors
-
-    def table(self):
-        """The table as a pyarrow Table."""
-        if self._table is None:
-            import pyarrow as pa
-
-            if self.space is not None:
-                from .store import _arrow_safe
-
-                self._table = pa.Table.from_pandas(_arrow_safe(self.space.table), preserve_index=False)
-            else:
-                import pyarrow.parquet as pq
-
-                try:  # ParquetFile, not read_table: pyarrow.dataset would import pandas (~0.3 s)
-                    self._table = pq.ParquetFile(self._verified("table.parquet")).read()
-                except (OSError, pa.ArrowException) as exc:
-                    raise FormatError(f"{self.path}: unreadable table.parquet ({exc})") from None
-            if self._table.num_rows != self.n or "text" not in self._table.column_names:
-                raise FormatError(f"{self.path}: table.parquet does not match its manifest ({self._table.num_rows} rows)")
-        return self._table
-
-
-class _VectorRows:
-    """Row access across the sources: ``take(rows)`` gives L2-normalised float32 rows."""
-
-    def __init__(self, sources: list[_Source], normalize: bool):
-        self.sources = sources
-        self.normalize = normalize
-        self.offsets = np.cumsum([0] + [s.n for s in sources])
-        self.n = int(self.offsets[-1])
-        self.d = sources[0].d
-
-    def take(self, rows) -> np.ndarray:
-        rows = np.asarray(rows, dtype=np.int64)
-        parts = []
-        for i, source in enumerate(self.sources):
-            lo, hi = np.searchsorted(rows, [self.offsets[i], self.offsets[i + 1]])
-            if hi > lo:
-                local = rows[lo:hi] - self.offsets[i]
-                array = source.vectors()
-                contiguous = local[-1] - local[0] + 1 == len(local)
-                parts.append(array[local[0]:local[-1] + 1] if contiguous else array[local])
-        block = np.ascontiguousarray(np.concatenate(parts) if len(parts) != 1 else parts[0], dtype=np.float32)
-        if self.normalize:
-            block = block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)
-        return block
 
 
 # --- the index ---------------------------------------------------------------------------
@@ -171,7 +72,7 @@ class Index:
     >>> index.search(["graphics cards for linux"], k=3, where="label == 'comp.graphics'")  # doctest: +SKIP
     """
 
-    def __init__(self, faiss_index, *, kind: str, params: dict, model, normalize: bool, sources: list[_Source],
+    def __init__(self, faiss_index, *, kind: str, params: dict, model, normalize: bool, sources: list[SetSource],
                  lexical_settings: dict | None = None, lexical=None, path: Path | None = None, info: dict | None = None):
         self._faiss = faiss_index
         self.kind = kind
@@ -183,7 +84,7 @@ class Index:
         self._lexical = lexical
         self.path = path
         self.info = dict(info or {})
-        self._rows = _VectorRows(sources, normalize)
+        self._rows = VectorRows(sources, normalize)
         self._arrow = None
         self._encoder = None
 
@@ -382,7 +283,7 @@ class Index:
 
             if self.path is None:
                 raise InputError("BM25 data is missing from this in-memory index")
-            _verify_payloads(self.path, prefix="bm25/")
+            verify_payloads(self.path, prefix="bm25/")
             self._lexical = BM25Index.load(self.path / "bm25")
         return self._lexical
 
@@ -412,11 +313,11 @@ class Index:
         ModelMismatchError
             If ``space`` was embedded by another model or has another dimension.
         """
-        source = _Source.of(space)
+        source = SetSource.of(space)
         _check_same_space(self.model, self.d, source.model, source.d, what=str(space) if isinstance(space, (str, os.PathLike)) else "the new set")
         start = self.n
         self._sources.append(source)
-        self._rows = _VectorRows(self._sources, self.normalize)
+        self._rows = VectorRows(self._sources, self.normalize)
         self._arrow = None
         self.params = _ann.extend(self._faiss, self.kind, self.params, self._rows, start, progress=progress,
                                   random_state=self.info.get("random_state", 0))
@@ -457,7 +358,7 @@ class Index:
         self.path = target
         return target
 
-    def _save_source(self, i: int, source: _Source, tmp: Path, target: Path) -> dict:
+    def _save_source(self, i: int, source: SetSource, tmp: Path, target: Path) -> dict:
         if source.space is not None or source.embedded:
             inner = Path("sets") / str(i)
             (tmp / "sets").mkdir(exist_ok=True)
@@ -557,12 +458,12 @@ def build_index(space, kind: str = "auto", memory_budget=None, progress=None, ra
     if kind not in KINDS:
         raise InputError(f"unknown index kind '{kind}' (choose from {', '.join(KINDS)})")
     budget = _ann.parse_memory(memory_budget) if memory_budget is not None else _ann.default_budget()
-    source = _Source.of(space)
+    source = SetSource.of(space)
     if source.n == 0:
         raise InputError("cannot index an empty EmbeddingSet")
     model = source.model
     normalize = model is None or not model.normalized
-    rows = _VectorRows([source], normalize)
+    rows = VectorRows([source], normalize)
     chosen = _ann.choose_kind(source.n, source.d, budget) if kind == "auto" else kind
     params = _ann.default_params(chosen, source.n, source.d)
     faiss_index, params = _ann.build(chosen, rows, params, progress=progress, random_state=random_state)
@@ -594,7 +495,7 @@ def load_index(path: str | os.PathLike) -> Index:
 
     directory = Path(path).expanduser().absolute()
     manifest = read_manifest(directory, FORMAT, FORMAT_VERSION, verify=False)  # sizes now, sha256 below
-    _verify_payloads(directory, prefix="index.faiss", manifest=manifest)
+    verify_payloads(directory, prefix="index.faiss", manifest=manifest)
     try:
         kind, n, d = manifest["kind"], int(manifest["n"]), int(manifest["d"])
         entries = list(manifest["sources"])
@@ -609,7 +510,7 @@ def load_index(path: str | os.PathLike) -> Index:
         raise FormatError(f"{directory}: index.faiss is not a readable FAISS index ({str(exc).splitlines()[0]})") from None
     if faiss_index.ntotal != n or faiss_index.d != d:
         raise FormatError(f"{directory}: index.faiss holds {faiss_index.ntotal} x {faiss_index.d} vectors, the manifest says {n} x {d}")
-    sources = [_open_entry(directory, entry) for entry in entries]
+    sources = [open_entry(directory, entry) for entry in entries]
     if sum(s.n for s in sources) != n:
         raise FormatError(f"{directory}: its EmbeddingSets hold {sum(s.n for s in sources)} rows, the index {n}")
     model = ModelIdentity.from_dict(manifest.get("model"))
@@ -617,35 +518,3 @@ def load_index(path: str | os.PathLike) -> Index:
         _check_same_space(model, d, source.model, source.d, what=f"the EmbeddingSet {source.path}")
     return Index(faiss_index, kind=kind, params=params, model=model, normalize=bool(manifest.get("normalize")),
                  sources=sources, lexical_settings=manifest.get("lexical"), path=directory, info=manifest.get("build"))
-
-
-def _verify_payloads(directory: Path, *, prefix: str, manifest: dict | None = None) -> None:
-    """Check the sha256 of the manifest's payloads whose names start with ``prefix``.
-
-    The BM25 files are checked only when a BM25 search first needs them, so a dense
-    search does not pay for hashing them.
-    """
-    import json
-
-    if manifest is None:
-        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
-    for name, meta in manifest.get("files", {}).items():
-        if name.startswith(prefix) and sha256_file(directory / name) != meta.get("sha256"):
-            raise FormatError(f"{directory}: {name} fails its sha256 checksum (the file was changed or corrupted)")
-
-
-def _open_entry(directory: Path, entry: dict) -> _Source:
-    candidates = [directory / entry["path"]]
-    if entry.get("absolute_path"):
-        candidates.append(Path(entry["absolute_path"]))
-    for candidate in candidates:
-        if (candidate / "manifest.json").is_file():
-            source = _Source.open(candidate.resolve(), entry.get("manifest_sha256"), embedded=bool(entry.get("embedded")), index_dir=directory)
-            if source.n != entry.get("n"):
-                raise FormatError(f"{directory}: the EmbeddingSet {candidate} has {source.n} rows, the index expects {entry.get('n')}")
-            return source
-    shown = entry.get("absolute_path") or str(directory / entry["path"])
-    raise FormatError(
-        f"{directory}: the EmbeddingSet this index reads texts from is missing ({shown}); put it back or rebuild the "
-        f"index from a set: embedspace index SET -o {directory} --overwrite"
-    )
