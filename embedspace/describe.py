@@ -11,7 +11,8 @@ after dropping e-mail/Usenet header lines, addresses and URLs (:func:`keyword_te
 
 A cluster's short label joins its top keywords, skipping a keyword that repeats words
 of one already chosen ("space" after "space shuttle"). Its representative documents are
-the members closest (cosine) to the cluster's mean embedding.
+the members closest (cosine) to the cluster's mean embedding; keywords are counted on
+the ``MAX_KEYWORD_DOCUMENTS`` members closest to it.
 """
 
 from __future__ import annotations
@@ -28,13 +29,19 @@ NOISE_LABEL = "(unclustered)"
 # Documents are cut to this many characters for keyword counting: the head of a long
 # document names its topic, and counting megabyte-long outliers would dominate the time.
 _MAX_CHARS = 10_000
-_TOKEN_PATTERN = r"(?u)\b(?=\w*[^\W\d_])\w{2,}\b"
+_TOKEN_PATTERN = r"(?u)\b[^\W\d_]\w+\b"  # words of 2+ characters starting with a letter
+# Keywords are counted on at most this many documents per cluster, the ones nearest its
+# centre: the core of a cluster names it, and the cost stays bounded on large collections
+# (on 20 Newsgroups, 7,532 posts in 9 clusters: 300 per cluster instead of all documents
+# cut describe() from 3.3 to 1.5 CPU seconds; every label kept its topic, some got sharper,
+# e.g. "windows, use, like" -> "windows, dos, graphics", "fbi, gun, people" -> "fbi, batf, people").
+MAX_KEYWORD_DOCUMENTS = 300
 # Terms in more than this share of all documents say nothing about any one cluster
 # (on 20 Newsgroups: the Usenet header words "lines", "subject", "organization", "edu").
 MAX_DOCUMENT_FREQUENCY = 0.4
 
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_EMAIL = re.compile(r"(?<!\S)[^\s@]*@\S+")
 _URL = re.compile(r"(?:https?://|www\.)\S+")
 _HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,40}:[ \t]")
 
@@ -54,7 +61,11 @@ def keyword_text(text: str) -> str:
     if end >= 2:
         subjects = [line.split(":", 1)[1] for line in lines[:end] if line.lower().startswith("subject:")]
         text = "\n".join(subjects + lines[end:])
-    return _URL.sub(" ", _EMAIL.sub(" ", text))
+    if "@" in text:
+        text = _EMAIL.sub(" ", text)
+    if "www." in text or "://" in text:
+        text = _URL.sub(" ", text)
+    return text
 
 
 def class_tfidf_keywords(texts, classes, *, n_keywords: int = 10, ngram_range=(1, 2), min_df: int = 2,
@@ -164,15 +175,15 @@ def _distinct_keywords(ranked, n_keywords: int) -> list[str]:
     return chosen
 
 
-def _representatives(vectors: np.ndarray, members: np.ndarray, n_examples: int) -> np.ndarray:
-    """Rows of ``members`` whose vectors are closest (cosine) to the members' mean."""
+def _by_centrality(vectors: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """``members`` ordered by cosine similarity to the members' mean vector, nearest first."""
     block = np.asarray(vectors[members], dtype=np.float32)
     norms = np.linalg.norm(block, axis=1, keepdims=True)
     block = block / np.maximum(norms, 1e-12)
     centre = block.mean(axis=0)
     centre /= max(float(np.linalg.norm(centre)), 1e-12)
     order = np.argsort(-(block @ centre), kind="stable")
-    return members[order[:n_examples]]
+    return members[order]
 
 
 def describe(space, *, cluster_col: str = "cluster", n_keywords: int = 10, n_examples: int = 3):
@@ -213,13 +224,14 @@ def describe(space, *, cluster_col: str = "cluster", n_keywords: int = 10, n_exa
     except (TypeError, ValueError):
         raise InputError(f"column '{cluster_col}' must hold whole numbers (cluster ids, -1 for outliers)") from None
     texts = table["text"].tolist()
-    ranked = class_tfidf_keywords(texts, clusters, n_keywords=n_keywords)
     vectors = space.vectors
+    ordered = {int(cls): _by_centrality(vectors, np.flatnonzero(clusters == cls)) for cls in np.unique(clusters)}
+    sample = np.sort(np.concatenate([rows[:MAX_KEYWORD_DOCUMENTS] for rows in ordered.values()]))
+    ranked = class_tfidf_keywords([texts[i] for i in sample], clusters[sample], n_keywords=n_keywords)
     rows = []
-    for cls in np.unique(clusters):
-        members = np.flatnonzero(clusters == cls)
+    for cls, members in ordered.items():
         keywords = _distinct_keywords(ranked.get(int(cls), []), n_keywords)
-        examples = _representatives(vectors, members, n_examples)
+        examples = members[:n_examples]
         rows.append({
             "cluster": int(cls),
             "size": int(len(members)),

@@ -192,7 +192,7 @@ class CollectionMapper:
         self._timed("clusters", bar, self.clusterer_.fit, self.cluster_embedding_)
         if self.display:
             display = UMAPReducer(2, n_neighbors=self.n_neighbors, min_dist=DISPLAY_MIN_DIST, n_epochs=N_EPOCHS,
-                                  random_state=seed)
+                                  init=_projection_2d(self.cluster_embedding_), random_state=seed)
             self.display_embedding_ = self._timed("display layout", bar, display.fit_transform, vectors, knn=self.knn_)
         else:
             self.display_embedding_ = np.zeros((len(vectors), 2), dtype=np.float32)
@@ -226,6 +226,21 @@ class CollectionMapper:
 def _steps_left(bar) -> int:
     total = getattr(bar, "total", None) or 0
     return max(0, total - getattr(bar, "n", 0))
+
+
+def _projection_2d(layout: np.ndarray) -> np.ndarray:
+    """The first two principal axes of the clustering layout, scaled to [-10, 10].
+
+    Used as the display layout's starting point: the 2-D map then keeps the clustering
+    layout's arrangement, and the eigensolver of a second spectral initialisation
+    (about a third of a UMAP run's time) is skipped.
+    """
+    centred = np.asarray(layout, dtype=np.float64) - layout.mean(axis=0)
+    _, _, axes = np.linalg.svd(centred, full_matrices=False)
+    projected = centred @ axes[:2].T
+    signs = np.sign(axes[np.arange(2), np.abs(axes[:2]).argmax(axis=1)])  # fix each axis' sign
+    projected *= np.where(signs == 0, 1.0, signs)
+    return projected * (10.0 / max(float(np.abs(projected).max()), 1e-12))
 
 
 class _OneCluster:

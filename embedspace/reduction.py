@@ -132,6 +132,9 @@ class UMAPReducer:
         (best for clustering), ~0.1 reads better on a plot.
     n_epochs : int or None, default=None
         Optimisation epochs; ``None`` means 200 for n > 10,000, else 500 (umap-learn's rule).
+    init : "spectral" or array-like of shape (n, n_components), default="spectral"
+        Starting layout: the graph's spectral embedding, or given coordinates (e.g. a
+        projection of another layout of the same graph, which saves the eigensolver).
     random_state : int, default=0
         Seed; the same seed and input give the same layout (UMAP then runs single-threaded).
 
@@ -144,11 +147,12 @@ class UMAPReducer:
     """
 
     def __init__(self, n_components: int = 2, *, n_neighbors: int = 30, min_dist: float = 0.1,
-                 n_epochs: int | None = None, random_state: int = 0):
+                 n_epochs: int | None = None, init="spectral", random_state: int = 0):
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
         self.n_epochs = n_epochs
+        self.init = init
         self.random_state = random_state
 
     def fit(self, X, knn=None) -> "UMAPReducer":
@@ -186,6 +190,13 @@ class UMAPReducer:
         if len(knn) != n:
             raise InputError(f"the neighbour graph has {len(knn)} rows but X has {n}")
         n_neighbors = min(n_neighbors, knn.n_neighbors)
+        init = self.init
+        if not isinstance(init, str):
+            init = _check_matrix(init, "init").astype(np.float64)
+            if init.shape != (n, self.n_components):
+                raise InputError(f"init must have shape ({n}, {self.n_components}), got {init.shape}")
+        elif init != "spectral":
+            raise InputError(f"init must be 'spectral' or an array, got '{init}'")
         prepare_numba()
         import umap
 
@@ -195,7 +206,7 @@ class UMAPReducer:
             min_dist=float(self.min_dist),
             metric="cosine",
             n_epochs=self.n_epochs,
-            init="spectral",
+            init=init,
             random_state=self.random_state,
             precomputed_knn=knn.for_umap(n_neighbors),
             verbose=False,
