@@ -91,7 +91,7 @@ def test_one_search_in_a_fresh_process(workdir):
 def test_example_script_runs(tmp_path):
     from conftest import REPO
 
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "example_search.py"), "--limit", "40", "--out", str(tmp_path)],
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "example_search.py"), "--limit", "12", "--out", str(tmp_path)],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "same hits = True" in out.stdout and (tmp_path / "news.index" / "index.faiss").is_file()
