@@ -48,7 +48,9 @@ def register(subparsers) -> None:
             "for display and 5-D for clustering, cluster with HDBSCAN (granularity chosen automatically, or exactly "
             "--k clusters), name each cluster by class-based TF-IDF keywords and write DIR with documents.parquet, "
             "clusters.csv, map.png, map.html (opens offline) and metrics.json. Outliers get cluster -1 unless "
-            "--assign-outliers. With --label-col the clustering is scored against those labels (ARI, NMI, V-measure)."
+            "--assign-outliers. With --label-col the clustering is scored against those labels (ARI, NMI, V-measure). "
+            "The same --seed gives the same map. Collections of 5 to 30 documents get a PCA layout and one cluster "
+            "(or k-means with --k); fewer than 5 documents is an error."
         ),
         examples=[
             "embedspace map corpus:20newsgroups -o news-map --label-col label",
