@@ -49,7 +49,7 @@ TUNING_QUERIES = 500
 _EF_GRID = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 _RERANK_GRID = (1, 2, 4, 8, 16, 32)
 _NPROBE_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 4096)
-_FILTER_EF_CAP = 8192
+_FILTER_EF_CAP = 16_384
 _PARALLEL_ROWS = 50_000
 """Jobs touching fewer rows (builds) or query x rows pairs / 100 (searches) run FAISS on one thread."""
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
@@ -365,11 +365,13 @@ def ann_search(index, kind: str, params: dict, queries: np.ndarray, k: int, stor
 
 def _filtered_effort(kind: str, params: dict, selectivity: float):
     """Search effort needed to find k matches among a fraction ``selectivity`` of rows; None if too costly."""
+    # matching rows are a fraction `selectivity` of those visited, so visit 1/selectivity
+    # times more, twice over: filtered graph walks lose recall faster than plain ones
     if kind == "hnsw":
-        effort = math.ceil(params["efSearch"] / selectivity)
+        effort = math.ceil(2 * params["efSearch"] / selectivity)
         return effort if effort <= _FILTER_EF_CAP else None
     if kind in ("ivf", "ivfpq"):
-        return min(params["nlist"], math.ceil(params["nprobe"] / selectivity))
+        return min(params["nlist"], math.ceil(2 * params["nprobe"] / selectivity))
     return None
 
 
@@ -449,6 +451,13 @@ def tune(index, kind: str, params: dict, store, queries_rows, present_rows, *, r
     chosen, score = best[0], best[1]
     if score < target:
         log.warning("tuning reached recall@%d %.3f only (target %.2f) with %s", k, score, target, chosen)
-    params.update(chosen)
-    params.update({"tuned_recall": round(score, 4), "tuning_queries": len(queries_rows), "target_recall": target})
+    # Headroom: queries are rarely drawn from the stored rows' distribution (short questions
+    # against long documents; on the 1M benchmark set real queries against mostly jittered
+    # rows reached 0.89 where the row sample reached 0.96), so the effort found is doubled.
+    knob = "efSearch" if kind == "hnsw" else "nprobe"
+    reached = {**chosen, f"{knob}_reaching_target": chosen[knob]}
+    reached[knob] = 2 * chosen[knob] if kind == "hnsw" else min(int(params["nlist"]), 2 * chosen[knob])
+    params.update(reached)
+    params.update({"tuned_recall": round(score, 4), "recall_with_headroom": round(recall(params), 4),
+                   "tuning_queries": len(queries_rows), "target_recall": target})
     return params
