@@ -81,7 +81,7 @@ def _register_train(verbs) -> None:
         description=(
             "Train a sentence VAE on CORPUS (.txt one sentence per line, .csv/.tsv/.jsonl/.parquet with a text column, "
             "or corpus:NAME) and write it to VAE atomically. A share of the corpus is held out for validation unless "
-            "--valid is given; the model with the best validation -ELBO is kept. Training stops after --epochs or "
+            "--valid is given; the model with the best validation objective (-ELBO with the free-bits floor) is kept. Training stops after --epochs or "
             "--max-minutes, whichever comes first; an interrupted run continues with --resume."
         ),
         examples=[
@@ -130,7 +130,7 @@ def _run_train(args) -> int:
     if args.json:
         emit_json({"output": str(args.output), "history": vae.history})
     elif not args.quiet:
-        last = min(vae.history, key=lambda r: r["valid_elbo"]) if vae.history else {}
+        last = min(vae.history, key=lambda r: r.get("valid_objective", r["valid_elbo"])) if vae.history else {}
         print(
             f"wrote {args.output}: {vae!r}, best validation -ELBO {last.get('valid_elbo', float('nan')):.2f} "
             f"(rec {last.get('valid_rec', float('nan')):.2f} + KL {last.get('valid_kl', float('nan')):.2f}) at epoch {last.get('epoch')}",

@@ -5,8 +5,8 @@ a validation share, and runs Adam over batches of sentences of similar length. T
 per sentence is ``-log p(x|z) + beta * sum_d max(free_bits, KL_d)`` with ``beta`` following
 a cyclical schedule (Fu et al. 2019) and ``KL_d`` the batch-mean KL of dimension d (free
 bits, Kingma et al. 2016); decoder inputs get word dropout. After every epoch (and when
-``max_minutes`` runs out) the true -ELBO on the validation sentences is measured and the
-best model so far is kept.
+``max_minutes`` runs out) the validation sentences are scored — the true -ELBO, and the
+training objective at beta = 1 (free bits included), which picks the model kept.
 
 Progress lives in a work folder next to the output (``.NAME.train/``): ``best/`` (a
 complete VAE directory) and ``last.pt`` (model, optimiser, position and random state, a
@@ -156,7 +156,7 @@ def train(
     Returns
     -------
     TextVAE
-        The model with the best validation -ELBO.
+        The model with the best validation objective (the -ELBO with the free-bits floor).
 
     Raises
     ------
@@ -230,7 +230,7 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
         optimizer.load_state_dict(checkpoint["optimizer"])
         torch.set_rng_state(checkpoint["torch_rng"])
         state.update(_json(checkpoint["state"]))
-        log.info("resuming at epoch %d, batch %d (best validation -ELBO %.2f)", state["epoch"] + 1, state["batch"], state["best"])
+        log.info("resuming at epoch %d, batch %d (best validation objective %.2f)", state["epoch"] + 1, state["batch"], state["best"])
     best = TextVAE(_copy(model), vocab, train_config=train_config, history=state["history"])
     if work is not None and (work / _BEST).exists():
         best = TextVAE.load(work / _BEST)
@@ -287,8 +287,11 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
                           running["kl"] / running["n"], beta, lr_scale)
             bar.update(1)
             bar.set_postfix(nll=f"{running['nll'] / running['n']:.2f}", kl=f"{running['kl'] / running['n']:.2f}", beta=f"{beta:.2f}", lr=f"{lr_scale:.2f}")
-            if clock() > deadline or (stop is not None and stop()):
-                out_of_time = True
+            if clock() > deadline:
+                out_of_time = "max_minutes ran out"
+                break
+            if stop is not None and stop():
+                out_of_time = "stop() asked for it"
                 break
         bar.close()
         if not out_of_time:
@@ -297,7 +300,8 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
         state["seconds"] = prior_seconds + clock() - started
         state["wall_seconds"] = prior_wall + time.monotonic() - wall_started
         state["cpu_seconds"] = prior_cpu + time.process_time() - cpu_started
-        figures = _validate(model, valid_ids, valid_vectors, train_config.batch_size * 4)
+        free_bits = train_config.free_bits if config.has_latent else 0.0
+        figures = _validate(model, valid_ids, valid_vectors, train_config.batch_size * 4, free_bits)
         record = {
             "epoch": epoch + 1 if not out_of_time else round(epoch + state["batch"] / len(batches), 3),
             "step": state["step"],
@@ -306,18 +310,19 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
             "valid_elbo": figures["elbo"],
             "valid_rec": figures["rec"],
             "valid_kl": figures["kl"],
+            "valid_objective": figures["objective"],
             "minutes": round(state["wall_seconds"] / 60.0, 2),
             "cpu_minutes": round(state["cpu_seconds"] / 60.0, 2),
         }
         state["history"].append(record)
-        improved = figures["elbo"] < state["best"]
+        improved = figures["objective"] < state["best"]
         log.info(
             "epoch %s: train nll %.2f kl %.2f | valid -elbo %.2f (rec %.2f + kl %.2f)%s [%.1f min, %.1f CPU min]",
             record["epoch"], record["train_nll"], record["train_kl"], figures["elbo"], figures["rec"], figures["kl"],
             " best" if improved else "", record["minutes"], record["cpu_minutes"],
         )
         if improved:
-            state["best"] = figures["elbo"]
+            state["best"] = figures["objective"]
             best = TextVAE(_copy(model), vocab, train_config=train_config, history=state["history"])
             if work is not None:
                 _replace_dir(work / _BEST, best)
@@ -325,7 +330,7 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
         if work is not None:
             _save_checkpoint(work, model, optimizer, vocab, config, train_config, state)
     if out_of_time:
-        log.info("stopped after %.1f %s minutes (max_minutes); keeping the best model", state["seconds"] / 60.0, train_config.clock)
+        log.info("stopped after %.1f %s minutes (%s); keeping the best model", state["seconds"] / 60.0, train_config.clock, out_of_time)
     if output is not None:
         best.save(output, overwrite=overwrite)
         shutil.rmtree(work, ignore_errors=True)
@@ -333,23 +338,33 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
 
 
 @torch.no_grad()
-def _validate(model, ids, vectors, batch_size) -> dict:
-    """True -ELBO (beta = 1, one posterior sample, fixed seed) per sentence."""
+def _validate(model, ids, vectors, batch_size, free_bits: float = 0.0) -> dict:
+    """Validation figures per sentence (beta = 1, one posterior sample, fixed seed).
+
+    ``elbo`` is the true -ELBO; ``objective`` is what training minimises at beta = 1,
+    rec + sum_d max(free_bits, mean KL_d), and picks the model kept: with free bits the
+    KL under the floor is not a cost the model was asked to avoid.
+    """
     model.eval()
     saved = torch.get_rng_state()
     torch.manual_seed(12345)
-    rec = kl = 0.0
+    rec = 0.0
+    kl_per_dim = None
     order = np.argsort([len(x) for x in ids], kind="stable")
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         batch = make_batch([ids[i] for i in rows], None if vectors is None else vectors[rows])
         terms = model(batch)
         rec += float(terms["rec"].sum())
-        kl += float(terms["kl"].sum())
+        kl_sum = terms["kl"].sum(0)
+        kl_per_dim = kl_sum if kl_per_dim is None else kl_per_dim + kl_sum
     torch.set_rng_state(saved)
     model.train()
     n = max(1, len(ids))
-    return {"elbo": (rec + kl) / n, "rec": rec / n, "kl": kl / n}
+    kl_mean = kl_per_dim / n
+    kl = float(kl_mean.sum())
+    floor = float(torch.clamp(kl_mean, min=free_bits).sum())
+    return {"elbo": rec / n + kl, "rec": rec / n, "kl": kl, "objective": rec / n + floor}
 
 
 def _sentence_vectors(config, encoder, train_texts, valid_texts, progress):
