@@ -1,4 +1,4 @@
-"""Faster graphs of the exported model: exact fused fp32, and int8 recipes chosen by measurement.
+"""int8 recipes for the exported model, chosen by measurement.
 
 Why this module exists: on a CPU without AMX, int8 (VNNI) is the only reduced precision
 that runs faster than fp32, and the question is how much of the model can be int8 while
@@ -37,7 +37,7 @@ from .errors import InputError, require
 
 log = logging.getLogger("embedspace")
 
-__all__ = ["WEIGHT_RECIPES", "cached_file", "calibration_texts", "fused_model", "gptq_quantize", "int8_weights_model"]
+__all__ = ["WEIGHT_RECIPES", "cached_file", "calibration_texts", "gptq_quantize", "int8_weights_model"]
 
 _RECIPE_VERSION = "1"
 
@@ -214,49 +214,6 @@ def _weight_matmuls(model) -> dict[str, tuple[str, str]]:
         for n in model.graph.node
         if n.op_type == "MatMul" and n.input[1] in inits and n.input[0] not in inits
     }
-
-
-# --- exact fp32: fused graph ---------------------------------------------------------------
-def fused_model(export: Path, num_heads: int, hidden_size: int) -> Path:
-    """The exported model with ONNX Runtime's transformer fusions, cached beside it.
-
-    ``onnxruntime.transformers.optimizer`` replaces the attention sub-graph, LayerNorm +
-    residual and bias + GELU by fused kernels (``Attention``, ``SkipLayerNormalization``,
-    ``BiasGelu``); the arithmetic is the same fp32 math (exact GELU, no approximations),
-    so vectors stay equal to torch within 1e-5 (``tests/test_backends.py`` checks 1e-4).
-
-    Parameters
-    ----------
-    export : Path
-        The export folder.
-    num_heads, hidden_size : int
-        From the model's config; the fusion needs them.
-
-    Returns
-    -------
-    Path
-        ``export / "model-fused-r<version>.onnx"``.
-    """
-    require("onnxruntime", feature="the fused ONNX graph")
-
-    def build(tmp: Path) -> None:
-        from onnxruntime.transformers import optimizer
-        from onnxruntime.transformers.fusion_options import FusionOptions
-
-        options = FusionOptions("bert")
-        options.enable_gelu_approximation = False
-        previous = logging.getLogger().level
-        logging.getLogger().setLevel(logging.ERROR)
-        try:
-            model = optimizer.optimize_model(
-                str(export / "model.onnx"), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
-                optimization_options=options, opt_level=0,
-            )
-        finally:
-            logging.getLogger().setLevel(previous)
-        model.save_model_to_file(str(tmp))
-
-    return cached_file(export / f"model-fused-r{_RECIPE_VERSION}.onnx", build)
 
 
 def _tokenizer_of(export: Path, max_length: int):
