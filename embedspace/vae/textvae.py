@@ -11,7 +11,6 @@ written atomically (a temporary sibling renamed into place) and verified on load
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -330,9 +329,3 @@ def _check_texts(texts) -> list[str]:
     if bad:
         raise InputError(f"text {bad[0] + 1} of {len(texts)} is empty or not a string")
     return texts
-
-
-def manifest_summary(path) -> dict:
-    """Settings and history of a saved VAE without loading its weights."""
-    manifest = read_manifest(Path(path), FORMAT, FORMAT_VERSION, verify=False)
-    return json.loads(json.dumps({k: manifest.get(k) for k in ("model_config", "train_config", "history")}))
