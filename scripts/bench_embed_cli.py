@@ -129,44 +129,53 @@ def main(argv=None) -> int:
         # one-time model export/quantisation, from a completely empty cache
         models = fresh_cache(work, "models-cache", None)
         export_s, _ = run(embedspace_cmd(embed_args(work / "export.set")), dict(base_env, EMBEDSPACE_CACHE_DIR=str(models)))
-
-        times = {"plain": [], "first": [], "cached": []}
-        script = work / "plain.py"
-        script.write_text(PLAIN)
-        for round_no in range(args.rounds):
-            dt, _ = run([sys.executable, str(script), str(source), str(work / "plain.npy")], base_env)
-            times["plain"].append(dt)
-            env = dict(base_env, EMBEDSPACE_CACHE_DIR=str(fresh_cache(work, "cache", models)))
-            for kind in ("first", "cached"):
-                dt, _ = run(embedspace_cmd(embed_args(work / "out.set")), env)
-                times[kind].append(dt)
-            print(f"round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
-                  file=sys.stderr, flush=True)
-
-        med = {k: statistics.median(v) for k, v in times.items()}
-        vs_plain = [p / f for p, f in zip(times["plain"], times["first"])]
-        vs_first = [f / c for f, c in zip(times["first"], times["cached"])]
-        print(f"whole process, {args.n} sentences, backend {args.backend}, {args.rounds} rounds (median s):")
-        print(f"  plain sentence-transformers script  {med['plain']:7.2f} s   {times['plain']}")
-        print(f"  embedspace embed, empty cache       {med['first']:7.2f} s   {times['first']}")
-        print(f"  embedspace embed, cached re-run     {med['cached']:7.2f} s   {times['cached']}")
-        print(f"  one-time export (+quantise) run     {export_s:7.2f} s   (completely empty cache, once per model)")
-        print(f"  speed-up vs plain: {statistics.median(vs_plain):.2f}x (range {min(vs_plain):.2f}-{max(vs_plain):.2f})")
-        print(f"  cached re-run vs first: {statistics.median(vs_first):.2f}x (range {min(vs_first):.2f}-{max(vs_first):.2f})")
-
+        if args.rounds > 0:
+            timings(args, work, source, base_env, models, embed_args, export_s)
         if args.rss_n:
-            pool = sts_sentences(min(args.n, 6000))
-            lines = (f"{pool[i % len(pool)]} ({i // len(pool)})" for i in range(args.rss_n))
-            big = work / "many.txt"
-            big.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            env = dict(base_env, EMBEDSPACE_CACHE_DIR=str(fresh_cache(work, "rss-cache", models)))
-            dt, rss = run(embedspace_cmd(["embed", str(big), "-o", str(work / "many.set"), "--backend", args.backend, "--quiet"]), env)
-            print(f"  {args.rss_n} short distinct texts: {dt:.1f} s, peak RSS {rss} MiB")
+            peak_rss(args, work, base_env, models)
         if args.importtime:
             importtime(embed_args(work / "imp.set"), dict(base_env, EMBEDSPACE_CACHE_DIR=str(models)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def timings(args, work, source, base_env, models, embed_args, export_s) -> None:
+    """Interleaved rounds of plain script / embedspace first run / cached re-run."""
+    times = {"plain": [], "first": [], "cached": []}
+    script = work / "plain.py"
+    script.write_text(PLAIN)
+    for round_no in range(args.rounds):
+        dt, _ = run([sys.executable, str(script), str(source), str(work / "plain.npy")], base_env)
+        times["plain"].append(dt)
+        env = dict(base_env, EMBEDSPACE_CACHE_DIR=str(fresh_cache(work, "cache", models)))
+        for kind in ("first", "cached"):
+            dt, _ = run(embedspace_cmd(embed_args(work / "out.set")), env)
+            times[kind].append(dt)
+        print(f"round {round_no + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+              file=sys.stderr, flush=True)
+
+    med = {k: statistics.median(v) for k, v in times.items()}
+    vs_plain = [p / f for p, f in zip(times["plain"], times["first"])]
+    vs_first = [f / c for f, c in zip(times["first"], times["cached"])]
+    print(f"whole process, {args.n} sentences, backend {args.backend}, {args.rounds} rounds (median s):")
+    print(f"  plain sentence-transformers script  {med['plain']:7.2f} s   {times['plain']}")
+    print(f"  embedspace embed, empty cache       {med['first']:7.2f} s   {times['first']}")
+    print(f"  embedspace embed, cached re-run     {med['cached']:7.2f} s   {times['cached']}")
+    print(f"  one-time export (+quantise) run     {export_s:7.2f} s   (completely empty cache, once per model)")
+    print(f"  speed-up vs plain: {statistics.median(vs_plain):.2f}x (range {min(vs_plain):.2f}-{max(vs_plain):.2f})")
+    print(f"  cached re-run vs first: {statistics.median(vs_first):.2f}x (range {min(vs_first):.2f}-{max(vs_first):.2f})")
+
+
+def peak_rss(args, work, base_env, models) -> None:
+    """Peak resident memory of one process embedding ``args.rss_n`` short distinct texts."""
+    pool = sts_sentences(min(args.n, 6000))
+    lines = (f"{pool[i % len(pool)]} ({i // len(pool)})" for i in range(args.rss_n))
+    big = work / "many.txt"
+    big.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    env = dict(base_env, EMBEDSPACE_CACHE_DIR=str(fresh_cache(work, "rss-cache", models)))
+    dt, rss = run(embedspace_cmd(["embed", str(big), "-o", str(work / "many.set"), "--backend", args.backend, "--quiet"]), env)
+    print(f"{args.rss_n} short distinct texts, backend {args.backend}: {dt:.1f} s, peak RSS {rss} MiB")
 
 
 if __name__ == "__main__":
