@@ -262,26 +262,25 @@ def default_backend() -> str:
     Rule: the fastest backend whose top-10 neighbour overlap against torch fp32 is
     >= 0.99 on real text, among those this CPU runs well; else exact ONNX, then torch.
 
-    Measured on this project's 2-core machine (Xeon, avx512_bf16 + avx512_vnni, no AMX),
-    6,000 distinct STS-B train sentences, batch 32, 2 threads, one locked session of
-    runs; plain ``SentenceTransformer.encode`` ran 448 and 423 sentences/s before and
-    after, hence the speed-up ranges:
+    Measured by ``scripts/bench_embed.py --n 6000 --rounds 3 --long 200`` (one locked
+    run) on this project's 2-core machine (Xeon, avx512_bf16 + avx512_vnni, no AMX):
+    6,000 distinct STS-B train sentences, batch 32, 2 threads; speed is the median ratio
+    to plain ``SentenceTransformer.encode`` (434 sentences/s) over 3 interleaved rounds:
 
-    ============================  ========  ===========  ======  =============
-    backend                       texts/s   x plain      top-10  max abs delta
-    ============================  ========  ===========  ======  =============
-    ``onnx`` (exact)              612       1.37-1.45    1.0000  3.7e-7
-    ``openvino`` f32, 2 streams   616       1.37-1.46    1.0000  3.4e-7
-    int8 weights, every MatMul    875       1.95-2.07    0.9756  1.4e-2
-    ``onnx-int8`` (ORT dynamic)   885 [1]   2.3 [1]      0.9100  4.7e-2
-    ============================  ========  ===========  ======  =============
+    =========================  ===========  ======  =============  ==================
+    backend                    x plain      top-10  max abs delta  20 News (x, top10)
+    =========================  ===========  ======  =============  ==================
+    ``openvino-int8-mixed``    1.51         0.9918  3.1e-3         1.36, 0.9920
+    ``openvino`` (exact)       1.39         1.0000  3.4e-7         1.27, 1.0000
+    ``onnx`` (exact)           1.25         1.0000  3.7e-7         0.99, 1.0000
+    ``openvino-bf16``          0.87         0.9956  1.6e-3         0.78, 0.9945
+    ``openvino-int8``          2.36         0.9746  2.1e-2         1.86, 0.9745
+    ``onnx-int8``              2.32         0.9100  4.7e-2         1.64, 0.9100
+    =========================  ===========  ======  =============  ==================
 
-    [1] an earlier locked run (plain 385/s, ``onnx`` 1.31x). ``openvino-bf16`` ran
-    slower than fp32 without AMX (0.73x, lead's measurement), and
-    the int8 recipes that keep >= 0.99 (``openvino-int8-mixed``: 0.992) quantise only a
-    quarter of the FLOPs. So: with AMX (bf16 matrix tiles) ``openvino-bf16``; otherwise
-    ``onnx``; without onnxruntime ``openvino``, then ``torch``. ``EMBEDSPACE_BACKEND``
-    overrides.
+    So: with AMX (bf16 matrix tiles) ``openvino-bf16``; with int8 dot products (VNNI)
+    ``openvino-int8-mixed``; otherwise ``onnx``, then ``openvino``, then ``torch``.
+    ``EMBEDSPACE_BACKEND`` overrides.
     """
     forced = os.environ.get("EMBEDSPACE_BACKEND")
     if forced:
@@ -291,6 +290,8 @@ def default_backend() -> str:
     flags = _cpu_flags()
     if "amx_bf16" in flags and importlib.util.find_spec("openvino") is not None:
         return "openvino-bf16"
+    if flags & {"avx512_vnni", "avx_vnni", "amx_int8"} and importlib.util.find_spec("openvino") is not None:
+        return "openvino-int8-mixed"
     if importlib.util.find_spec("onnxruntime") is not None:
         return "onnx"
     if importlib.util.find_spec("openvino") is not None:
