@@ -20,7 +20,10 @@ Three modes::
         all-MiniLM-L6-v2 model, loaded from the shipped package since nothing may be
         downloaded). "Without cached embeddings" uses an empty embedding cache but keeps
         the one-time install artefacts (the exported ONNX model and numba's compiled
-        UMAP), as on any machine after the first run; a fully cold first run is timed too.
+        UMAP), as on any machine after the first run (--cold times a fully cold first run
+        too; --also-backend openvino-int8 an uncached run with approximate int8 vectors).
+        Wall seconds and CPU seconds (user + system of the whole process tree) are both
+        reported: on a shared machine the CPU ratio is the steadier one.
         Needs the bench extra: pip install -e '.[bench]'.
 
 Timed runs hold ``/tmp/embedspace-bench.lock`` (flock) so two timing runs never overlap.
@@ -156,13 +159,29 @@ print(json.dumps({"seconds_inside": time.time() - started, "nmi": normalized_mut
 """
 
 
-def _timed(command, env) -> tuple[float, str]:
+def _timed(command, env) -> tuple[dict, str]:
+    """Run ``command``; wall seconds and the CPU seconds (user + system) of the process tree."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         sys.exit(f"failed: {' '.join(command)}\n{done.stderr[-3000:]}")
-    return seconds, done.stdout
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1)}, done.stdout
+
+
+def _fresh_cache(work: Path, name: str, user_cache: Path) -> Path:
+    """An embedding cache with no embeddings but the install artefacts (ONNX/OpenVINO models, numba)."""
+    fresh = work / name
+    fresh.mkdir()
+    for keep in ("models", "numba", "model-hashes.json"):
+        if (user_cache / keep).exists():
+            os.symlink(user_cache / keep, fresh / keep)
+    return fresh
 
 
 def bertopic(args) -> None:
@@ -179,32 +198,33 @@ def bertopic(args) -> None:
         data = work / "docs.parquet"
         docs.reset_index(drop=True).to_parquet(data)
         user_cache = cache_dir()
-        fresh = work / "cache"
-        fresh.mkdir()
-        for keep in ("models", "numba", "model-hashes.json"):  # install artefacts, not embeddings
-            if (user_cache / keep).exists():
-                os.symlink(user_cache / keep, fresh / keep)
-        env = dict(os.environ, EMBEDSPACE_CACHE_DIR=str(fresh), EMBEDSPACE_QUIET="1", TOKENIZERS_PARALLELISM="false")
-        env.pop("NUMBA_CACHE_DIR", None)
+        base_env = dict(os.environ, EMBEDSPACE_QUIET="1", TOKENIZERS_PARALLELISM="false")
+        base_env.pop("NUMBA_CACHE_DIR", None)
+        env = dict(base_env, EMBEDSPACE_CACHE_DIR=str(_fresh_cache(work, "cache", user_cache)))
         cli = [sys.executable, "-m", "embedspace.cli", "map", str(data), "--label-col", "label", "--json", "--overwrite"]
+        script = work / "bertopic_run.py"
+        script.write_text(_BERTOPIC_RUN)
         results = {}
         with bench_lock():
-            seconds, out = _timed(cli + ["-o", str(work / "map1")], env)
-            results["embedspace_uncached"] = dict(seconds=seconds, **_pick(json.loads(out)))
-            seconds, out = _timed(cli + ["-o", str(work / "map2")], env)
-            results["embedspace_cached"] = dict(seconds=seconds, **_pick(json.loads(out)))
-            script = work / "bertopic_run.py"
-            script.write_text(_BERTOPIC_RUN)
-            seconds, out = _timed([sys.executable, str(script), str(data)], dict(os.environ, TOKENIZERS_PARALLELISM="false"))
-            results["bertopic_defaults"] = dict(seconds=seconds, **json.loads(out.strip().splitlines()[-1]))
+            timing, out = _timed(cli + ["-o", str(work / "map1")], env)
+            results["embedspace_uncached"] = dict(timing, **_pick(json.loads(out)))
+            timing, out = _timed([sys.executable, str(script), str(data)], dict(os.environ, TOKENIZERS_PARALLELISM="false"))
+            results["bertopic_defaults"] = dict(timing, **json.loads(out.strip().splitlines()[-1]))
+            timing, out = _timed(cli + ["-o", str(work / "map2")], env)
+            results["embedspace_cached"] = dict(timing, **_pick(json.loads(out)))
+            for backend in args.also_backend:
+                other = dict(base_env, EMBEDSPACE_CACHE_DIR=str(_fresh_cache(work, f"cache-{backend}", user_cache)))
+                timing, out = _timed(cli + ["-o", str(work / f"map-{backend}"), "--backend", backend], other)
+                results[f"embedspace_uncached_{backend}"] = dict(timing, **_pick(json.loads(out)))
             if args.cold:
                 cold = work / "cold-cache"
                 cold.mkdir()
-                seconds, out = _timed(cli + ["-o", str(work / "map3")], dict(env, EMBEDSPACE_CACHE_DIR=str(cold)))
-                results["embedspace_cold_install"] = dict(seconds=seconds, **_pick(json.loads(out)))
-        bert = results["bertopic_defaults"]["seconds"]
+                timing, out = _timed(cli + ["-o", str(work / "map3")], dict(base_env, EMBEDSPACE_CACHE_DIR=str(cold)))
+                results["embedspace_cold_install"] = dict(timing, **_pick(json.loads(out)))
+        bert = results["bertopic_defaults"]
         for key in [k for k in results if k.startswith("embedspace")]:
-            results[key]["ratio_to_bertopic"] = round(results[key]["seconds"] / bert, 3)
+            results[key]["ratio_to_bertopic"] = round(results[key]["seconds"] / bert["seconds"], 3)
+            results[key]["cpu_ratio_to_bertopic"] = round(results[key]["cpu_seconds"] / bert["cpu_seconds"], 3)
         results["n"] = args.n
         print(json.dumps(results, indent=2))
     finally:
@@ -228,6 +248,8 @@ def main() -> None:
     sub = modes.add_parser("bertopic")
     sub.add_argument("--n", type=int, default=10_000)
     sub.add_argument("--cold", action="store_true", help="also time a first run with an empty cache (ONNX export, JIT)")
+    sub.add_argument("--also-backend", action="append", default=[], metavar="B",
+                     help="also time an uncached run embedding with this backend (e.g. openvino-int8)")
     args = parser.parse_args()
     {"acceptance": acceptance, "sweep": sweep, "bertopic": bertopic}[args.mode](args)
 

@@ -32,6 +32,11 @@ def _add_input_options(parser) -> None:
     parser.add_argument("input", metavar="INPUT|SET", help="file, folder, corpus:NAME, or an EmbeddingSet directory")
     parser.add_argument("--text-col", default="text", help="column holding the text (default: text)")
     parser.add_argument("--model", default=None, help="model for embedding INPUT (default: all-MiniLM-L6-v2)")
+    from ..encoders import BACKENDS
+
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
+                        help="inference backend for embedding INPUT, as for 'embedspace embed' (default: auto; "
+                             "openvino-int8 embeds ~2x faster with approximate vectors)")
     parser.add_argument("--k", type=positive_int, default=None, metavar="N",
                         help="ask for exactly N clusters (k-means on the clustering layout; no outliers)")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed; the same seed gives the same map (default: 0)")
@@ -91,7 +96,7 @@ def register_eval(verbs) -> None:
 
 
 def load_space(source, *, text_col: str = "text", label_col: str | None = None, model: str | None = None,
-               progress=None):
+               backend: str = "auto", progress=None):
     """An EmbeddingSet from a set directory or any readable source, checking ``label_col`` first."""
     from pathlib import Path
 
@@ -112,7 +117,7 @@ def load_space(source, *, text_col: str = "text", label_col: str | None = None, 
     if label_col is not None and label_col not in table.columns:
         raise InputError(f"{source}: no label column '{label_col}' (columns: {', '.join(map(str, table.columns))}); "
                          "choose one with --label-col")
-    return embed(table, model=model, progress=progress)
+    return embed(table, model=model, backend=backend, progress=progress)
 
 
 def run(args) -> int:
@@ -121,7 +126,8 @@ def run(args) -> int:
 
     progress = progress_of(args)
     check_output_path(args.output, overwrite=args.overwrite)
-    space = load_space(args.input, text_col=args.text_col, label_col=args.label_col, model=args.model, progress=progress)
+    space = load_space(args.input, text_col=args.text_col, label_col=args.label_col, model=args.model,
+                       backend=args.backend, progress=progress)
     mapper = CollectionMapper(min_cluster_size=args.min_cluster_size or "auto", n_clusters=args.k,
                               assign_outliers=args.assign_outliers, random_state=args.seed, progress=progress)
     mapper.fit(space)
@@ -182,7 +188,8 @@ def run_eval(args) -> int:
     from ..mapping import CollectionMapper
 
     progress = progress_of(args)
-    space = load_space(args.input, text_col=args.text_col, label_col=args.label_col, model=args.model, progress=progress)
+    space = load_space(args.input, text_col=args.text_col, label_col=args.label_col, model=args.model,
+                       backend=args.backend, progress=progress)
     mapper = CollectionMapper(n_clusters=args.k, random_state=args.seed, display=False, progress=progress).fit(space)
     scores = clustering_scores(mapper.clusterer_.labels_, space.table[args.label_col].to_numpy())
     result = {key: scores[key] for key in ("ari", "nmi", "v_measure", "noise_fraction", "n_clusters", "n",
