@@ -42,7 +42,7 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def check_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
+def check_output_path(path: str | os.PathLike, *, overwrite: bool, inputs=()) -> Path:
     """Validate an output path before any expensive work starts.
 
     Parameters
@@ -51,6 +51,11 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
         Where a result directory or file will be written.
     overwrite : bool
         Whether an existing result may be replaced.
+    inputs : iterable of path-like or other objects, default=()
+        What the command reads. Replacing ``path`` must not delete any of them, so an
+        output that is an input, or a folder holding one, is refused even with
+        ``overwrite``. Items that are not paths (``None``, ``corpus:NAME``, lists of
+        texts) are ignored.
 
     Returns
     -------
@@ -62,17 +67,34 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
     OutputExistsError
         If ``path`` exists and ``overwrite`` is false.
     InputError
-        If the parent directory is missing or not writable.
+        If ``path`` is or holds one of ``inputs``, or the parent directory is missing or
+        not writable.
     """
     target = Path(path).expanduser().absolute()
     if target.exists() and not overwrite:
         raise OutputExistsError(f"output '{path}' already exists (use --overwrite to replace it)")
+    _check_not_an_input(target, path, inputs)
     parent = target.parent
     if not parent.is_dir():
         raise InputError(f"cannot write '{path}': folder '{parent}' does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"cannot write '{path}': folder '{parent}' is not writable")
     return target
+
+
+def _check_not_an_input(target: Path, path, inputs) -> None:
+    """Refuse an output whose replacement would delete one of the command's inputs."""
+    if not target.exists():
+        return
+    real_target = Path(os.path.realpath(target))
+    for source in inputs:
+        if not isinstance(source, (str, os.PathLike)) or str(source).startswith("corpus:"):
+            continue
+        real_source = Path(os.path.realpath(Path(source).expanduser()))
+        if real_source == real_target or real_target in real_source.parents:
+            what = "is the input" if real_source == real_target else "holds the input"
+            raise InputError(f"output '{path}' {what} '{source}'; replacing it would delete the input, "
+                             "so write the output somewhere else")
 
 
 def _pid_alive(pid: int) -> bool:

@@ -193,7 +193,7 @@ def embed_with_ray(
     from .embeddingset import EmbeddingSetWriter
     from .encoders import load_encoder
 
-    check_output_path(output, overwrite=overwrite)
+    check_output_path(output, overwrite=overwrite, inputs=[source])
     started = time.perf_counter()
     identity_probe = load_encoder(model, backend=backend, batch_size=batch_size)  # resolves; loads no weights
     identity = identity_probe.identity

@@ -240,7 +240,7 @@ def embed_to_disk(
     from ._progress import progress_bar
     from .sources import ReadReport, iter_chunks
 
-    check_output_path(output, overwrite=overwrite)
+    check_output_path(output, overwrite=overwrite, inputs=[source])
     started = time.perf_counter()
     encoder = encoder or load_encoder(model, backend=backend, batch_size=batch_size)
     store = _cache_of(cache)

@@ -79,7 +79,7 @@ def _build(args, set_path: str) -> int:
     from .._fs import check_output_path
     from ..index import build_index
 
-    check_output_path(args.output, overwrite=args.overwrite)
+    check_output_path(args.output, overwrite=args.overwrite, inputs=[set_path])
     started = time.perf_counter()
     index = build_index(set_path, kind=args.kind, memory_budget=args.memory_budget, progress=progress_of(args),
                         random_state=args.seed, lexical=not args.no_bm25)

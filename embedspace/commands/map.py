@@ -125,7 +125,7 @@ def run(args) -> int:
     from ..mapping import CollectionMapper, clustering_stability, write_map
 
     progress = progress_of(args)
-    check_output_path(args.output, overwrite=args.overwrite)
+    check_output_path(args.output, overwrite=args.overwrite, inputs=[args.input])
     space = load_space(args.input, text_col=args.text_col, label_col=args.label_col, model=args.model,
                        backend=args.backend, progress=progress)
     mapper = CollectionMapper(min_cluster_size=args.min_cluster_size or "auto", n_clusters=args.k,

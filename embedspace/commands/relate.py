@@ -44,7 +44,7 @@ def _check_plot(args) -> None:
     if getattr(args, "plot", None):
         from .._fs import check_output_path
 
-        check_output_path(args.plot, overwrite=args.overwrite)
+        check_output_path(args.plot, overwrite=args.overwrite, inputs=[args.vectors, getattr(args, "vocab", None)])
 
 
 def _plot_options(parser) -> None:

@@ -168,7 +168,7 @@ def train(
     train_config = (train_config or TrainConfig()).replace(**overrides).validate()
     work = None
     if output is not None:
-        target = check_output_path(output, overwrite=overwrite)
+        target = check_output_path(output, overwrite=overwrite, inputs=[corpus, valid])
         work = target.with_name(f".{target.name}.train")
         if work.exists() and not resume:
             if not overwrite:
