@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "handler", None):
-            parser.print_help(sys.stderr)
-            return 2
+            names = ", ".join(_COMMANDS).replace("evaluate", "eval")
+            raise UsageError(f"no command given; choose one of: {names} (see 'embedspace --help')")
         quiet = bool(getattr(args, "quiet", False))
         if quiet:
             os.environ["EMBEDSPACE_QUIET"] = "1"

@@ -64,8 +64,10 @@ def register(subparsers) -> None:
 
 
 def _missing_verb(parser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
+    from ..cli import UsageError
+
+    raise UsageError("no VAE command given; choose one of: train, sample, reconstruct, interpolate, arithmetic, eval "
+                     f"(see '{parser.prog} --help')")
 
 
 def register_eval(verbs) -> None:
