@@ -29,6 +29,40 @@ EXAMPLE_QUERIES = (
 )
 
 
+_SUBFOLDERS = {"space": "embedspace.embeddingset", "index": "embedspace.index", "map": "embedspace.map"}
+
+
+def _check_replaceable(output: Path) -> None:
+    """Refuse to run when ``output`` holds a ``space``, ``index`` or ``map`` that the demo did not write.
+
+    The demo replaces its three sub-folders on every run; a folder of the same name that
+    is not the artefact the demo writes there (someone's own ``map/``, say) is never
+    deleted.
+
+    Raises
+    ------
+    OutputExistsError
+        If a sub-folder exists and is not the embedspace artefact of its name.
+    """
+    import json
+
+    from .errors import OutputExistsError
+
+    for name, fmt in _SUBFOLDERS.items():
+        folder = output / name
+        if not (folder.exists() or folder.is_symlink()):
+            continue
+        try:
+            found = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("format")
+        except (OSError, ValueError, AttributeError):
+            found = None
+        if found != fmt:
+            raise OutputExistsError(
+                f"'{folder}' exists and is not an embedspace demo output; the demo replaces {output}/space, index "
+                "and map, so choose another folder with -o"
+            )
+
+
 def run_demo(output: str | Path = "embedspace-demo", *, space=None, k: int = 3, seed: int = 0,
              progress: bool | None = None) -> dict:
     """Embed, index, map and search the shipped corpus.
@@ -61,6 +95,7 @@ def run_demo(output: str | Path = "embedspace-demo", *, space=None, k: int = 3, 
     from .mapping import CollectionMapper, write_map
 
     output = Path(output)
+    _check_replaceable(output)
     output.mkdir(parents=True, exist_ok=True)
     encoder = None  # the index loads the set's own model for the queries
     if space is None:
