@@ -423,8 +423,10 @@ class SentenceEncoder:
 
             st = require("sentence_transformers", feature="the torch backend", package="sentence-transformers")
             import torch
+            import transformers
 
             torch.set_num_threads(_threads())
+            transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar in our output
             model = st.SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
             self._runner = model
         from ._progress import progress_enabled
