@@ -230,3 +230,15 @@ def test_demo_indexes_maps_searches_and_says_where_to_look(small_space, tmp_path
         assert Path(result["files"][name]).is_file()
     for folder in ("space", "index", "map"):
         assert (tmp_path / "demo" / folder / "manifest.json").is_file()
+
+
+def test_demo_never_replaces_a_folder_it_did_not_write(small_space, tmp_path):
+    from embedspace.demo import run_demo
+    from embedspace.errors import OutputExistsError
+
+    (tmp_path / "demo" / "map").mkdir(parents=True)
+    (tmp_path / "demo" / "map" / "mine.txt").write_text("my own map")
+    with pytest.raises(OutputExistsError, match="not an embedspace demo output"):
+        run_demo(tmp_path / "demo", space=small_space)
+    assert (tmp_path / "demo" / "map" / "mine.txt").read_text() == "my own map"
+    assert not (tmp_path / "demo" / "space").exists()
