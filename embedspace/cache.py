@@ -14,6 +14,7 @@ writing at once serialise on SQLite's lock (with a generous busy timeout); and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -45,6 +46,17 @@ def cache_dir() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("embedspace", appauthor=False))
+
+
+@contextlib.contextmanager
+def _database_errors(path: Path):
+    """Report a failing cache database (disk full, I/O error, damaged file) as one clear OSError."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise OSError(
+            f"embedding cache {path}: {exc} (free some disk space, run 'embedspace cache clear', or use --no-cache)"
+        ) from None
 
 
 def namespace_of(identity) -> str:
@@ -151,7 +163,8 @@ class EmbeddingCache:
         for start in range(0, len(unique), _PARAMS_PER_QUERY):
             block = unique[start:start + _PARAMS_PER_QUERY]
             marks = ",".join("?" * len(block))
-            rows = conn.execute(f"SELECT key, vec FROM vectors WHERE ns = ? AND key IN ({marks})", [ns, *block])
+            with _database_errors(self.path):
+                rows = conn.execute(f"SELECT key, vec FROM vectors WHERE ns = ? AND key IN ({marks})", [ns, *block]).fetchall()
             for key, blob in rows:
                 vector = np.frombuffer(blob, dtype=np.float32)
                 if vector.shape[0] != identity.dim:
@@ -169,17 +182,22 @@ class EmbeddingCache:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         rows = [(ns, text_key(t), vectors[i].tobytes()) for i, t in enumerate(texts)]
         conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
-                "INSERT OR IGNORE INTO namespaces VALUES (?, ?, ?, ?, datetime('now'))",
-                (ns, identity.name, identity.backend, identity.dim),
-            )
-            conn.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?, ?)", rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with _database_errors(self.path):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT OR IGNORE INTO namespaces VALUES (?, ?, ?, ?, datetime('now'))",
+                    (ns, identity.name, identity.backend, identity.dim),
+                )
+                conn.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?, ?)", rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                # SQLite has already rolled back after some errors (a full disk): then there is
+                # nothing to roll back, and the original error is the one to report.
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
 
     # -- maintenance
     def info(self) -> dict:

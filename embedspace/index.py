@@ -340,7 +340,10 @@ class Index:
 
         target = check_output_path(path, overwrite=overwrite)
         with atomic_directory(target, overwrite=overwrite) as tmp:
-            faiss.write_index(self._faiss, str(tmp / "index.faiss"))
+            try:
+                faiss.write_index(self._faiss, str(tmp / "index.faiss"))
+            except RuntimeError as exc:  # FAISS reports a failed write (a full disk) as RuntimeError
+                raise OSError(f"cannot write index.faiss: {str(exc).splitlines()[0]}") from None
             files = ["index.faiss"]
             if self._lexical_settings:
                 lexical = self._lexical_index()

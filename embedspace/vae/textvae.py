@@ -78,10 +78,14 @@ class TextVAE:
 
     def write_into(self, directory: Path) -> None:
         """Write payloads and manifest into an existing (temporary) directory."""
+        from safetensors import SafetensorError
         from safetensors.torch import save_file
 
         state = {k: v.detach().contiguous().clone() for k, v in self.model.state_dict().items()}
-        save_file(state, str(Path(directory) / WEIGHTS))
+        try:
+            save_file(state, str(Path(directory) / WEIGHTS))
+        except SafetensorError as exc:  # e.g. a full disk: an I/O failure, not a bug
+            raise OSError(f"cannot write {WEIGHTS}: {exc}") from None
         (Path(directory) / VOCAB).write_text(self.vocab.to_json(), encoding="utf-8")
         fields = {
             "model_config": self.config.to_dict(),

@@ -184,6 +184,12 @@ def train(
         torch.set_num_threads(train_config.threads)
     try:
         return _train(corpus, valid, output, work, config, train_config, overrides, text_col, sentence_encoder, overwrite, resume, progress, stop)
+    except BaseException:
+        # A failed run keeps its checkpoint for --resume; a work folder still empty would
+        # only make the next run ask for --resume or --overwrite.
+        if work is not None and work.is_dir() and not any(work.iterdir()):
+            work.rmdir()
+        raise
     finally:
         torch.set_num_threads(threads_before)
 
