@@ -67,13 +67,16 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool, inputs=()) ->
     OutputExistsError
         If ``path`` exists and ``overwrite`` is false.
     InputError
-        If ``path`` is or holds one of ``inputs``, or the parent directory is missing or
-        not writable.
+        If ``path`` is or holds one of ``inputs``, is a read-only directory, or its parent
+        directory is missing or not writable.
     """
     target = Path(path).expanduser().absolute()
     if target.exists() and not overwrite:
         raise OutputExistsError(f"output '{path}' already exists (use --overwrite to replace it)")
     _check_not_an_input(target, path, inputs)
+    if target.is_dir() and not target.is_symlink() and not os.access(target, os.W_OK | os.X_OK):
+        # Replacing it would leave its read-only content behind, undeletable, in a hidden sibling.
+        raise InputError(f"cannot replace '{path}': it is read-only (make it writable, or write somewhere else)")
     parent = target.parent
     if not parent.is_dir():
         raise InputError(f"cannot write '{path}': folder '{parent}' does not exist")
