@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,7 +37,7 @@ print("\n@@RESULTS@@" + json.dumps(results))
 '''
 
 
-def run_many(commands, *, env=None, user=None, guard: str = "", cwd=None, timeout=600) -> list[dict]:
+def run_many(commands, *, env=None, guard: str = "", wrapper=(), timeout=600, **popen) -> list[dict]:
     """Run several ``embedspace`` command lines in one fresh Python process.
 
     Parameters
@@ -45,12 +46,13 @@ def run_many(commands, *, env=None, user=None, guard: str = "", cwd=None, timeou
         Argument vectors for :func:`embedspace.cli.main`.
     env : dict, optional
         Environment of the process (default: this one).
-    user : str or int, optional
-        Run as this user (only possible as root).
     guard : str, default=""
         Python code executed before embedspace is imported (e.g. a socket guard).
-    cwd : path-like, optional
+    wrapper : sequence of str, default=()
+        A command that runs the Python command line given after it (e.g. ``unshare ...``).
     timeout : float, default=600
+    **popen
+        More arguments of :func:`subprocess.run` (``user``, ``group``, ``preexec_fn``, ``cwd``).
 
     Returns
     -------
@@ -59,8 +61,8 @@ def run_many(commands, *, env=None, user=None, guard: str = "", cwd=None, timeou
     """
     code = _RUNNER.format(tests=str(REPO / "tests"), guard=guard)
     done = subprocess.run(
-        [sys.executable, "-c", code, json.dumps([[str(a) for a in argv] for argv in commands])],
-        env=env, user=user, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        [*map(str, wrapper), sys.executable, "-c", code, json.dumps([[str(a) for a in argv] for argv in commands])],
+        env=env, capture_output=True, text=True, timeout=timeout, **popen,
     )
     marker = "\n@@RESULTS@@"
     assert done.returncode == 0 and marker in done.stdout, f"runner failed ({done.returncode}):\n{done.stderr[-3000:]}"
@@ -70,16 +72,19 @@ def run_many(commands, *, env=None, user=None, guard: str = "", cwd=None, timeou
 def assert_one_error_line(status: int, out: str, err: str, contains: str = "") -> str:
     """Check the failure contract: exit status 2, one stderr line ``error: ...``, no traceback.
 
+    The error line is the last line of stderr; the only lines allowed before it are
+    ``warning: ...`` lines the command logged while it worked (e.g. "only 24 documents").
     ``error: unexpected ...`` is how the CLI reports an exception nobody anticipated; the
-    battery counts it as a bug, like a traceback.
+    battery counts it as a bug, like a traceback. Returns the error line.
     """
     lines = err.strip().splitlines()
     assert status == 2, f"exit status {status}, stderr: {err!r}"
     assert "Traceback" not in err + out, err
-    assert len(lines) == 1 and lines[0].startswith("error: "), f"stderr is not one error line: {err!r}"
-    assert not lines[0].startswith("error: unexpected "), f"unanticipated exception: {lines[0]}"
-    assert contains in lines[0], f"{contains!r} not in {lines[0]!r}"
-    return lines[0]
+    assert lines and lines[-1].startswith("error: "), f"stderr does not end with an error line: {err!r}"
+    assert all(line.startswith("warning: ") for line in lines[:-1]), f"stderr is not one error line: {err!r}"
+    assert not lines[-1].startswith("error: unexpected "), f"unanticipated exception: {lines[-1]}"
+    assert contains in lines[-1], f"{contains!r} not in {lines[-1]!r}"
+    return lines[-1]
 
 
 def assert_success(status: int, out: str, err: str) -> None:
@@ -152,3 +157,129 @@ def sts_sentences(limit: int, *, skip: int = 0) -> list[str]:
             if len(seen) >= skip + limit:
                 break
     return list(seen)[skip:skip + limit]
+
+
+@dataclass
+class World:
+    """Inputs and artefacts that hardening tests read and never write (built once per run)."""
+
+    root: Path
+    docs: Path  # CSV: text, label, id, score (24 rows, ids repeated)
+    sentences: Path  # .txt, 120 real sentences, one per line
+    words: Path  # a word list for relate --vocab
+    vectors: Path  # word2vec text vectors of the words
+    sts: Path  # sentence1,sentence2,score
+    set: Path  # EmbeddingSet of docs
+    index: Path  # index of set
+    map: Path  # map of set
+    vae: Path  # a tiny VAE trained on sentences
+
+
+_WORLD: list = []
+
+
+def shared_world(tmp_path_factory) -> World:
+    """Build the :class:`World` on first use (in-process, a few seconds) and return it."""
+    if _WORLD:
+        return _WORLD[0]
+    import numpy as np
+    import pandas as pd
+
+    from embedspace.cli import main
+
+    def quietly(*argv):
+        assert main([str(a) for a in argv] + ["--quiet"]) == 0, argv
+
+    root = tmp_path_factory.mktemp("hardening-world")
+    texts = sts_sentences(120)
+    pd.DataFrame({
+        "text": texts[:24], "label": ["music", "animals", "food", "sport"] * 6,
+        "id": list(range(12)) * 2, "score": np.linspace(0.0, 1.0, 24).round(3),
+    }).to_csv(root / "docs.csv", index=False)
+    (root / "sentences.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    words = ["king", "queen", "man", "woman", "cat", "dog", "car", "truck", "apple", "pear", "red", "blue",
+             "good", "bad", "happy", "sad", "paris", "france", "tokyo", "japan"]
+    (root / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    rng = np.random.default_rng(0)
+    (root / "vectors.txt").write_text(
+        f"{len(words)} 4\n" + "".join(f"{w} {' '.join(f'{v:.4f}' for v in rng.normal(size=4))}\n" for w in words),
+        encoding="utf-8",
+    )
+    (root / "sts.csv").write_text(
+        "sentence1,sentence2,score\nA man plays guitar.,A man is playing a guitar.,4.8\n"
+        "A cat sleeps.,Stocks fell sharply.,0.1\nA dog runs.,A puppy is running.,4.0\n", encoding="utf-8",
+    )
+    quietly("embed", root / "docs.csv", "-o", root / "good.set")
+    quietly("index", root / "good.set", "-o", root / "good.index")
+    quietly("map", root / "good.set", "-o", root / "good.map")
+    quietly("vae", "train", root / "sentences.txt", "-o", root / "good.vae", "--epochs", "1", "--hidden-dim", "16",
+            "--latent-dim", "2", "--batch-size", "32")
+    world = World(root, root / "docs.csv", root / "sentences.txt", root / "words.txt", root / "vectors.txt",
+                  root / "sts.csv", root / "good.set", root / "good.index", root / "good.map", root / "good.vae")
+    _WORLD.append(world)
+    return world
+
+
+class Case:
+    """What one case gets: the shared world and its own empty folder to write inputs in."""
+
+    def __init__(self, world: World, tmp: Path):
+        self.w = world
+        self.tmp = tmp
+
+    def file(self, name: str, data: bytes | str) -> Path:
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        return path
+
+    def parquet(self, name: str, columns: dict) -> Path:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = self.tmp / name
+        pq.write_table(pa.table(columns), path)
+        return path
+
+    def copy(self, artefact: Path, name: str | None = None) -> Path:
+        target = self.tmp / (name or artefact.name)
+        shutil.copytree(artefact, target)
+        return target
+
+    def out(self, name: str = "out") -> Path:
+        return self.tmp / name
+
+
+@dataclass
+class Err:
+    """The case must fail with one error line containing ``contains``."""
+
+    contains: str = ""
+
+
+@dataclass
+class Ok:
+    """The case must succeed; ``check(case, out, err)`` inspects the result; ``changes`` may change."""
+
+    check: object = None
+    changes: tuple = ("out",)
+
+
+def run_case(world: World, tmp: Path, build, expect, cli) -> None:
+    """Build a case's input, run it with ``cli`` and check the contract for ``expect``."""
+    case = Case(world, tmp)
+    argv = build(case)
+    before_world, before_case = tree(world.root), tree(tmp)
+    status, out, err = cli(*argv)
+    if isinstance(expect, Err):
+        assert_one_error_line(status, out, err, expect.contains)
+        assert tree(tmp) == before_case, "a failed command changed or left files in its folder"
+    else:
+        assert_success(status, out, err)
+        if expect.check is not None:
+            assert expect.check(case, out, err) is not False
+        after = tree(tmp)
+        changed = {p for p in set(after) | set(before_case) if after.get(p) != before_case.get(p)}
+        allowed = {p for p in changed if any(p == name or p.startswith(name + "/") for name in expect.changes)}
+        assert changed == allowed, f"unexpected changes: {sorted(changed - allowed)}"
+    assert tree(world.root) == before_world, "the shared artefacts changed"

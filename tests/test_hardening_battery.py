@@ -15,120 +15,22 @@ read; a case that damages one works on its own copy.
 
 from __future__ import annotations
 
-import builtins
-import errno
 import gzip
 import json
 import random
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from _hardening import assert_one_error_line, assert_success, sts_sentences, tree
+from _hardening import Case, Err, Ok, World, run_case, shared_world
 from embedspace import EmbeddingSet
-
-# --- the shared, read-only artefacts --------------------------------------------------------
-
-
-@dataclass
-class World:
-    """Paths of the inputs and artefacts every case may read (never write)."""
-
-    root: Path
-    docs: Path  # CSV: text, label, id, score
-    sentences: Path  # .txt, one sentence per line
-    words: Path  # a word list for relate --vocab
-    vectors: Path  # word2vec text vectors
-    sts: Path  # sentence1,sentence2,score
-    set: Path
-    index: Path
-    map: Path
-    vae: Path
-
-
-def _quiet_main(*argv) -> None:
-    from embedspace.cli import main
-
-    assert main([str(a) for a in argv] + ["--quiet"]) == 0, argv
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
-    root = tmp_path_factory.mktemp("battery-world")
-    texts = sts_sentences(120)
-    docs = pd.DataFrame({
-        "text": texts[:24], "label": ["music", "animals", "food", "sport"] * 6,
-        "id": list(range(12)) * 2, "score": np.linspace(0.0, 1.0, 24).round(3),
-    })
-    docs.to_csv(root / "docs.csv", index=False)
-    (root / "sentences.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
-    words = ["king", "queen", "man", "woman", "cat", "dog", "car", "truck", "apple", "pear", "red", "blue",
-             "good", "bad", "happy", "sad", "paris", "france", "tokyo", "japan"]
-    (root / "words.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
-    rng = np.random.default_rng(0)
-    (root / "vectors.txt").write_text(
-        f"{len(words)} 4\n" + "".join(f"{w} {' '.join(f'{v:.4f}' for v in rng.normal(size=4))}\n" for w in words),
-        encoding="utf-8",
-    )
-    (root / "sts.csv").write_text(
-        "sentence1,sentence2,score\nA man plays guitar.,A man is playing a guitar.,4.8\n"
-        "A cat sleeps.,Stocks fell sharply.,0.1\nA dog runs.,A puppy is running.,4.0\n", encoding="utf-8",
-    )
-    _quiet_main("embed", root / "docs.csv", "-o", root / "good.set")
-    _quiet_main("index", root / "good.set", "-o", root / "good.index")
-    _quiet_main("map", root / "good.set", "-o", root / "good.map")
-    _quiet_main("vae", "train", root / "sentences.txt", "-o", root / "good.vae", "--epochs", "1", "--hidden-dim", "16",
-                "--latent-dim", "2", "--batch-size", "32")
-    return World(root, root / "docs.csv", root / "sentences.txt", root / "words.txt", root / "vectors.txt",
-                 root / "sts.csv", root / "good.set", root / "good.index", root / "good.map", root / "good.vae")
-
-
-class Case:
-    """What one case gets: the shared world and its own empty folder to write inputs in."""
-
-    def __init__(self, world: World, tmp: Path):
-        self.w = world
-        self.tmp = tmp
-
-    def file(self, name: str, data: bytes | str) -> Path:
-        path = self.tmp / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-        return path
-
-    def parquet(self, name: str, columns: dict) -> Path:
-        path = self.tmp / name
-        pq.write_table(pa.table(columns), path)
-        return path
-
-    def copy(self, artefact: Path, name: str | None = None) -> Path:
-        target = self.tmp / (name or artefact.name)
-        shutil.copytree(artefact, target)
-        return target
-
-    def out(self, name: str = "out") -> Path:
-        return self.tmp / name
-
-
-@dataclass
-class Err:
-    """The case must fail with one error line containing ``contains``."""
-
-    contains: str = ""
-
-
-@dataclass
-class Ok:
-    """The case must succeed; ``check(case, out, err)`` inspects the result; ``changes`` may change."""
-
-    check: object = None
-    changes: tuple = ("out",)
+    return shared_world(tmp_path_factory)
 
 
 def _random_bytes(n: int, seed: int) -> bytes:
@@ -478,28 +380,9 @@ def _index_rows(c: Case, n: int) -> None:
 # --- the runner -----------------------------------------------------------------------------
 
 
-def _run_case(world: World, tmp: Path, build, expect, cli) -> None:
-    case = Case(world, tmp)
-    argv = build(case)
-    before_world, before_case = tree(world.root), tree(tmp)
-    status, out, err = cli(*argv)
-    if isinstance(expect, Err):
-        assert_one_error_line(status, out, err, expect.contains)
-        assert tree(tmp) == before_case, "a failed command changed or left files in its folder"
-    else:
-        assert_success(status, out, err)
-        if expect.check is not None:
-            assert expect.check(case, out, err) is not False
-        after = tree(tmp)
-        changed = {p for p in set(after) | set(before_case) if after.get(p) != before_case.get(p)}
-        allowed = {p for p in changed if any(p == name or p.startswith(name + "/") for name in expect.changes)}
-        assert changed == allowed, f"unexpected changes: {sorted(changed - allowed)}"
-    assert tree(world.root) == before_world, "the shared artefacts changed"
-
-
 @pytest.mark.parametrize("build, expect", EMBED_INPUTS + WRONG_KINDS + OUTPUTS + USAGE + SUCCESSES)
 def test_cli_case(world, tmp_path, build, expect, cli):
-    _run_case(world, tmp_path, build, expect, cli)
+    run_case(world, tmp_path, build, expect, cli)
 
 
 @pytest.mark.parametrize("kind, how", MANIFEST_CASES)
@@ -509,4 +392,4 @@ def test_damaged_artefact_is_refused(world, tmp_path, kind, how, cli):
     def build(c: Case):
         return READERS[kind](c, _corrupt(c.copy(source, f"damaged.{kind}"), how))
 
-    _run_case(world, tmp_path, build, Err(DAMAGE[how]), cli)
+    run_case(world, tmp_path, build, Err(DAMAGE[how]), cli)
