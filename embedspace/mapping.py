@@ -239,7 +239,7 @@ def _projection_2d(layout: np.ndarray) -> np.ndarray:
 
     Used as the display layout's starting point: the 2-D map then keeps the clustering
     layout's arrangement, and the eigensolver of a second spectral initialisation
-    (about a third of a UMAP run's time) is skipped.
+    (about 15% of a UMAP run's time on 20 Newsgroups) is skipped.
     """
     centred = np.asarray(layout, dtype=np.float64) - layout.mean(axis=0)
     _, _, axes = np.linalg.svd(centred, full_matrices=False)
