@@ -179,7 +179,7 @@ def _threads_for(rows: float):
 
 
 # --- construction --------------------------------------------------------------------------
-def build(kind: str, store, params: dict, *, progress=None, random_state: int = 0):
+def build(kind: str, store, params: dict, *, progress=None, random_state: int = 0, adder=None):
     """Build a FAISS index of ``kind`` over every row of ``store`` and tune its search effort.
 
     For the approximate kinds a tuning sample of rows is held out: every other row is
@@ -197,6 +197,10 @@ def build(kind: str, store, params: dict, *, progress=None, random_state: int = 
     progress : bool, None or bar
     random_state : int, default=0
         Seeds the training sample, k-means and the tuning sample.
+    adder : callable, optional
+        ``adder(index, store, rows, progress=...)`` adds the bulk of the rows to the
+        trained index (default :func:`add_rows`, in this process);
+        :mod:`embedspace.distributed_index` passes one that adds shards on Ray.
 
     Returns
     -------
@@ -228,11 +232,11 @@ def build(kind: str, store, params: dict, *, progress=None, random_state: int = 
             train = _training_sample(store, params, random_state)
             log.info("training %s on %d vectors", kind, len(train))
             index.train(train)
-        params = extend(index, kind, params, store, 0, progress=progress, random_state=random_state)
+        params = extend(index, kind, params, store, 0, progress=progress, random_state=random_state, adder=adder)
     return index, params
 
 
-def extend(index, kind: str, params: dict, store, start: int, *, progress=None, random_state: int = 0) -> dict:
+def extend(index, kind: str, params: dict, store, start: int, *, progress=None, random_state: int = 0, adder=None) -> dict:
     """Add rows ``start..store.n`` (tuning rows last) and return re-tuned params.
 
     Re-tuning needs at least 100 new rows to hold out; with fewer, ``params`` are kept.
@@ -245,7 +249,7 @@ def extend(index, kind: str, params: dict, store, start: int, *, progress=None, 
     size = min(TUNING_QUERIES, len(new) // 2) if start == 0 else min(TUNING_QUERIES, len(new))
     held = np.sort(rng.choice(new, size=size, replace=False)) if size else new[:0]
     rest = np.setdiff1d(new, held, assume_unique=True)
-    add_rows(index, store, rest, progress=progress)
+    (adder or add_rows)(index, store, rest, progress=progress)
     if size >= 100 or (start == 0 and size > 0):
         present = np.setdiff1d(np.arange(store.n), held, assume_unique=True)
         params = tune(index, kind, params, store, held, present, random_state=random_state)

@@ -429,7 +429,8 @@ def _check_same_space(model, d, other, other_d, *, what: str) -> None:
         )
 
 
-def build_index(space, kind: str = "auto", memory_budget=None, progress=None, random_state: int = 0, *, lexical: bool = True) -> Index:
+def build_index(space, kind: str = "auto", memory_budget=None, progress=None, random_state: int = 0, *, lexical: bool = True,
+                adder=None) -> Index:
     """Build a search index over an EmbeddingSet.
 
     Parameters
@@ -447,6 +448,9 @@ def build_index(space, kind: str = "auto", memory_budget=None, progress=None, ra
         Seeds k-means training and the tuning sample.
     lexical : bool, default=True
         Also build the BM25 index used by ``mode="bm25"`` and ``"hybrid"``.
+    adder : callable, optional
+        Adds the bulk of the rows to a trained index (see :func:`embedspace._ann.build`);
+        :func:`embedspace.distributed_index.build_index_with_ray` uses it to add shards on Ray.
 
     Returns
     -------
@@ -469,7 +473,7 @@ def build_index(space, kind: str = "auto", memory_budget=None, progress=None, ra
     rows = VectorRows([source], normalize)
     chosen = _ann.choose_kind(source.n, source.d, budget) if kind == "auto" else kind
     params = _ann.default_params(chosen, source.n, source.d)
-    faiss_index, params = _ann.build(chosen, rows, params, progress=progress, random_state=random_state)
+    faiss_index, params = _ann.build(chosen, rows, params, progress=progress, random_state=random_state, adder=adder)
     lexical_index = settings = None
     if lexical:
         from .lexical import BM25Index

@@ -15,10 +15,11 @@ from __future__ import annotations
 import sys
 import time
 
-from ._common import add_command, emit_json, progress_of
+from ._common import add_command, emit_json, positive_int, progress_of
 
 _USAGE = (
     "embedspace index SET -o INDEX [--kind auto|flat|hnsw|ivf|ivfpq] [--memory-budget SIZE] [--no-bm25] [--overwrite] [--json]\n"
+    "                        [--engine local|ray [--ray-address ADDR] [--ray-workers N]]\n"
     "       embedspace index add INDEX SET [--json]"
 )
 
@@ -37,13 +38,17 @@ def register(subparsers) -> None:
             "recall@10 against exact search is at least 0.95 on a sample of the set's own vectors. The index "
             "refers to SET for texts and metadata, so keep SET where it is. "
             "'embedspace index add INDEX SET' appends the rows of another set embedded with the same model; "
-            "existing row ids stay the same."
+            "existing row ids stay the same. "
+            "--engine ray trains IVF / IVF-PQ on a sample in this process, adds the rows in parallel shards on a Ray "
+            "cluster (a local one, or --ray-address) and merges them into one index, identical to the local build; "
+            "there auto means IVF where the local engine would use HNSW."
         ),
         examples=[
             "embedspace embed corpus:20newsgroups -o news.set",
             "embedspace index news.set -o news.index",
             "embedspace index big.set -o big.index --kind auto --memory-budget 2GB",
             "embedspace index add news.index more-news.set",
+            "embedspace index big.set -o big.index --engine ray --ray-address ray-head:6379 --kind ivfpq",
         ],
         handler=run,
     )
@@ -56,6 +61,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of k-means training and the tuning sample (default: 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace INDEX if it exists")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
+    parser.add_argument("--engine", default="local", choices=("local", "ray"), help="add rows in this process (default) or in shards on Ray")
+    parser.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray cluster to join (default with --engine ray: start a local one)")
+    parser.add_argument("--ray-workers", type=positive_int, default=None, metavar="N", help="shard tasks at once on Ray (default: cluster CPUs)")
 
 
 def run(args) -> int:
@@ -67,11 +75,15 @@ def run(args) -> int:
             raise InputError(f"'index add' takes an index and a set: embedspace index add INDEX SET (got {len(words) - 1} paths)")
         if args.output:
             raise InputError("'index add' changes INDEX in place; -o/--output is only for building a new index")
+        if args.engine != "local" or args.ray_address or args.ray_workers:
+            raise InputError("'index add' runs in this process; --engine ray is for building an index")
         return _add(args, words[1], words[2])
     if len(words) != 1:
         raise InputError(f"expected one EmbeddingSet to index, got {len(words)}: {' '.join(words)} (to add a set: embedspace index add INDEX SET)")
     if not args.output:
         raise InputError("the following arguments are required: -o/--output (the index directory to write)")
+    if args.engine == "local" and (args.ray_address or args.ray_workers):
+        raise InputError("--ray-address and --ray-workers need --engine ray")
     return _build(args, words[0])
 
 
@@ -81,8 +93,14 @@ def _build(args, set_path: str) -> int:
 
     check_output_path(args.output, overwrite=args.overwrite, inputs=[set_path])
     started = time.perf_counter()
-    index = build_index(set_path, kind=args.kind, memory_budget=args.memory_budget, progress=progress_of(args),
-                        random_state=args.seed, lexical=not args.no_bm25)
+    options = dict(kind=args.kind, memory_budget=args.memory_budget, progress=progress_of(args), random_state=args.seed,
+                   lexical=not args.no_bm25)
+    if args.engine == "ray":
+        from ..distributed_index import build_index_with_ray
+
+        index = build_index_with_ray(set_path, address=args.ray_address, workers=args.ray_workers, **options)
+    else:
+        index = build_index(set_path, **options)
     index.save(args.output, overwrite=args.overwrite)
     _report(args, index, time.perf_counter() - started, "wrote")
     return 0
