@@ -10,11 +10,21 @@ to see one for an unexpected failure).
 from __future__ import annotations
 
 import argparse
+import contextvars
 import logging
 import os
 import sys
 
 __all__ = ["main", "build_parser"]
+
+# The arguments of the command running now, for artefacts that record how they were made (report.html).
+_INVOCATION: contextvars.ContextVar = contextvars.ContextVar("embedspace_invocation", default=None)
+
+
+def current_invocation() -> list[str] | None:
+    """The arguments (without the program name) of the ``embedspace`` command running now, or None."""
+    return _INVOCATION.get()
+
 
 _COMMANDS = ("embed", "info", "index", "search", "map", "relate", "evaluate", "vae", "cache", "demo")
 
@@ -95,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     saved_quiet = os.environ.get("EMBEDSPACE_QUIET")
+    invocation = _INVOCATION.set(argv)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -139,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     finally:
+        _INVOCATION.reset(invocation)
         if saved_quiet is None:
             os.environ.pop("EMBEDSPACE_QUIET", None)
         else:

@@ -142,6 +142,7 @@ def run_demo(output: str | Path = "embedspace-demo", *, space=None, k: int = 3, 
         "queries": queries,
         "files": {
             "map_html": str(output / "map" / "map.html"),
+            "report_html": str(output / "map" / "report.html"),
             "map_png": str(output / "map" / "map.png"),
             "clusters_csv": str(output / "map" / "clusters.csv"),
             "space": str(output / "space"),

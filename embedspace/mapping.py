@@ -370,7 +370,7 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
 
     Files: ``documents.parquet`` (row, x, y, cluster, probability, outlier_score, text,
     metadata), ``clusters.csv`` (cluster, size, share, label, keywords, example rows and
-    texts), ``map.png``, ``map.html``, ``metrics.json`` and ``manifest.json`` (format
+    texts), ``map.png``, ``map.html``, ``report.html``, ``metrics.json`` and ``manifest.json`` (format
     ``embedspace.map``).
 
     Parameters
@@ -396,6 +396,7 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
     from .describe import describe
     from .mappage import write_map_html
     from .plotting import cluster_colors, plot_map
+    from .report import write_report_html
     from .store import library_versions, write_manifest
 
     table = mapped.table
@@ -438,6 +439,10 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
         write_map_html(documents, clusters, tmp / "map.html", title=title, caption=caption, colors=colors)
         atomic_write_json(tmp / "metrics.json", _jsonable(metrics))
         files = ["documents.parquet", "clusters.csv", "map.png", "map.html", "metrics.json"]
+        write_report_html(tmp / "report.html", title=title, metrics=_jsonable(metrics), clusters=clusters,
+                          model=mapped.model.to_dict() if mapped.model else None, map_png_path=tmp / "map.png",
+                          files=files)
+        files.append("report.html")
         fields = {"n": len(table), "n_clusters": metrics["n_clusters"],
                   "model": mapped.model.to_dict() if mapped.model else None,
                   "library_versions": library_versions("umap-learn", "hdbscan", "faiss-cpu", "scikit-learn")}

@@ -54,6 +54,7 @@ def run(args) -> int:
     files = result["files"]
     print("\nwhere to look:")
     print(f"  {files['map_html']}   the map: open it in a browser (works offline); hover a point to read the post")
+    print(f"  {files['report_html']} the report: the map, the cluster table, the metrics and how it was made")
     print(f"  {files['map_png']}    the same map as a picture, clusters labelled")
     print(f"  {files['clusters_csv']}  each cluster's size, keywords and three representative posts")
     print(f"  {files['index']}/   search it: embedspace search {files['index']} \"your question\"")

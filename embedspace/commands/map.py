@@ -162,7 +162,7 @@ def run(args) -> int:
         print(f"stability: mean pairwise ARI {s['mean_ari']:.3f} over seeds {s['seeds'][0]}..{s['seeds'][-1]} "
               f"(min {s['min_ari']:.3f}; clusters per run {s['n_clusters']})")
     out = result["output"]
-    print(f"\nwrote {out}/: map.png (static map), map.html (open in a browser, works offline), clusters.csv, "
+    print(f"\nwrote {out}/: map.png (static map), map.html (open in a browser, works offline), report.html, clusters.csv, "
           "documents.parquet, metrics.json")
     return 0
 
