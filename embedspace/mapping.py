@@ -55,6 +55,7 @@ __all__ = [
     "CollectionMapper",
     "write_map",
     "clustering_stability",
+    "make_mapper",
     "MAP_FORMAT",
     "MAP_FORMAT_VERSION",
     "N_NEIGHBORS",
@@ -265,8 +266,13 @@ class _OneCluster:
 
 def map_collection(space, *, seed: int = 0, min_cluster_size="auto", k: int | None = None,
                    assign_outliers: bool = False, n_neighbors: int = N_NEIGHBORS,
-                   cluster_dimensions: int = CLUSTER_DIMENSIONS, progress: bool | None = None):
+                   cluster_dimensions: int = CLUSTER_DIMENSIONS, progress: bool | None = None,
+                   sample_size: int | None = None, engine: str = "local", address: str | None = None):
     """Lay out and cluster a collection.
+
+    Collections larger than ``sample_size`` (and any with ``engine="ray"``) are mapped by
+    :class:`embedspace.mapping_large.SampledMapper`: UMAP and HDBSCAN are fitted on a
+    seeded sample and every other row is placed against it in parallel batches.
 
     Parameters
     ----------
@@ -282,6 +288,13 @@ def map_collection(space, *, seed: int = 0, min_cluster_size="auto", k: int | No
     n_neighbors : int, default=15
     cluster_dimensions : int, default=5
     progress : bool or None, default=None
+    sample_size : int, optional
+        Rows the layouts and clusters are fitted on when the collection is larger
+        (default ``mapping_large.SAMPLE_SIZE``, 50,000).
+    engine : {"local", "ray"}, default="local"
+        Where the placement batches of a sampled map run.
+    address : str, optional
+        Ray cluster to join with ``engine="ray"`` (default: start a local one).
 
     Returns
     -------
@@ -295,10 +308,38 @@ def map_collection(space, *, seed: int = 0, min_cluster_size="auto", k: int | No
     >>> mapped = es.map(es.embed("corpus:20newsgroups"), seed=0)  # doctest: +SKIP
     >>> mapped.table[["x", "y", "cluster"]].head()  # doctest: +SKIP
     """
-    mapper = CollectionMapper(n_neighbors=n_neighbors, cluster_dimensions=cluster_dimensions,
-                              min_cluster_size=min_cluster_size, n_clusters=k, assign_outliers=assign_outliers,
-                              random_state=seed, progress=progress)
+    mapper = make_mapper(space, sample_size=sample_size, engine=engine, address=address, n_neighbors=n_neighbors,
+                         cluster_dimensions=cluster_dimensions, min_cluster_size=min_cluster_size, n_clusters=k,
+                         assign_outliers=assign_outliers, random_state=seed, progress=progress)
     return mapper.fit(space).space_
+
+
+def make_mapper(space, *, sample_size: int | None = None, engine: str = "local", address: str | None = None, **params):
+    """The estimator that maps ``space``: :class:`CollectionMapper` for a collection up to
+    ``sample_size`` rows on the local engine, else :class:`embedspace.mapping_large.SampledMapper`.
+
+    Parameters
+    ----------
+    space : EmbeddingSet
+    sample_size : int, optional
+        Default ``mapping_large.SAMPLE_SIZE`` (50,000).
+    engine : {"local", "ray"}, default="local"
+    address : str, optional
+    **params
+        :class:`CollectionMapper` parameters.
+
+    Returns
+    -------
+    CollectionMapper or SampledMapper
+        Not yet fitted.
+    """
+    from .mapping_large import SAMPLE_SIZE, SampledMapper
+
+    sample_size = SAMPLE_SIZE if sample_size is None else sample_size
+    if engine == "local" and address is None and hasattr(space, "__len__") and not isinstance(sample_size, bool) \
+            and isinstance(sample_size, (int, np.integer)) and len(space) <= sample_size:
+        return CollectionMapper(**params)
+    return SampledMapper(sample_size=sample_size, engine=engine, address=address, **params)
 
 
 def clustering_stability(space, seeds=(0, 1, 2, 3, 4), *, progress: bool | None = None, **params) -> dict:

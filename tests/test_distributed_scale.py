@@ -224,3 +224,45 @@ def test_bad_sampling_parameters_are_input_errors(news6):
                             ({"workers": 2}, "needs engine='ray'")):
         with pytest.raises(InputError, match=message):
             SampledMapper(**kwargs).fit(news6)
+
+
+def test_cli_map_samples_large_sets_and_places_the_rest_on_ray(ray_cluster, news6, cli, tmp_path):
+    from conftest import snapshot
+
+    part = news6.select(np.arange(1500))
+    part.save(tmp_path / "part.set")
+    common = [tmp_path / "part.set", "--sample-size", "500", "--label-col", "label", "--json"]
+    status, out, err = cli("map", *common, "-o", tmp_path / "local")
+    assert status == 0, err
+    summary = json.loads(out)
+    assert summary["n"] == 1500 and "fitted on 500 rows, 1000 placed" in summary["method"]
+    assert summary["ari"] >= 0.5  # the six groups, from a map fitted on a third of the posts
+    status, out, err = cli("map", *common, "-o", tmp_path / "ray", "--engine", "ray")
+    assert status == 0, err
+    local = pd.read_parquet(tmp_path / "local" / "documents.parquet")
+    remote = pd.read_parquet(tmp_path / "ray" / "documents.parquet")
+    pd.testing.assert_frame_equal(remote, local)  # placement on Ray == placement in this process
+    metrics = json.loads((tmp_path / "ray" / "metrics.json").read_text())
+    assert metrics["sampling"] == {"sample_size": 500, "n_placed": 1000, "engine": "ray"}
+    # with the default sample size (50,000) these 1,500 rows are mapped whole, as before
+    status, out, err = cli("map", tmp_path / "part.set", "-o", tmp_path / "whole", "--json", "--quiet")
+    assert status == 0, err
+    assert "placed" not in json.loads(out)["method"]
+    from embedspace.mapping import CollectionMapper, make_mapper
+    from embedspace.mapping_large import SampledMapper
+
+    assert type(make_mapper(part)) is CollectionMapper  # es.map picks the same way
+    assert type(make_mapper(part, sample_size=500)) is SampledMapper
+    assert type(make_mapper(part, engine="ray")) is SampledMapper
+
+    before = snapshot(tmp_path)
+    for argv, message in (
+        (["--sample-size", "50"], "--sample-size: must be at least 100 rows"),
+        (["--sample-size", "0"], "--sample-size"),
+        (["--sample-size", "many"], "--sample-size"),
+        (["--engine", "spark"], "--engine: invalid choice"),
+        (["--ray-address", "127.0.0.1:1"], "--ray-address needs --engine ray"),
+    ):
+        status, _, err = cli("map", tmp_path / "part.set", "-o", tmp_path / "refused", *argv)
+        assert status == 2 and err.startswith("error:") and message in err and err.count("\n") == 1, (argv, err)
+    assert snapshot(tmp_path) == before

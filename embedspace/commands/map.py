@@ -28,6 +28,17 @@ def _at_least_two(text: str) -> int:
     return value
 
 
+def _sample_size(text: str) -> int:
+    import argparse
+
+    from ..mapping_large import _MIN_SAMPLE
+
+    value = positive_int(text)
+    if value < _MIN_SAMPLE:
+        raise argparse.ArgumentTypeError(f"must be at least {_MIN_SAMPLE} rows to fit a map on, got {value}")
+    return value
+
+
 def _add_input_options(parser) -> None:
     parser.add_argument("input", metavar="INPUT|SET", help="file, folder, corpus:NAME, or an EmbeddingSet directory")
     parser.add_argument("--text-col", default="text", help="column holding the text (default: text)")
@@ -55,12 +66,17 @@ def register(subparsers) -> None:
             "clusters.csv, map.png, map.html (opens offline) and metrics.json. Outliers get cluster -1 unless "
             "--assign-outliers. With --label-col the clustering is scored against those labels (ARI, NMI, V-measure). "
             "The same --seed gives the same map. Collections of 5 to 30 documents get a PCA layout and one cluster "
-            "(or k-means with --k); fewer than 5 documents is an error."
+            "(or k-means with --k); fewer than 5 documents is an error. "
+            "Collections larger than --sample-size (default 50,000) are mapped by fitting UMAP and HDBSCAN on a seeded "
+            "sample of that many rows and placing every other row with UMAP's transform and HDBSCAN's approximate "
+            "prediction, in parallel batches: in this process, or on Ray with --engine ray (a local cluster, or "
+            "--ray-address). --stability then reruns the clustering on the sample rows."
         ),
         examples=[
             "embedspace map corpus:20newsgroups -o news-map --label-col label",
             "embedspace map reviews.csv --text-col body -o reviews-map --k 12",
             "embedspace map news.set -o news-map --seed 1 --stability 5 --json",
+            "embedspace map big.set -o big-map --sample-size 50000 --engine ray --ray-address ray-head:6379",
         ],
         handler=run,
     )
@@ -74,6 +90,13 @@ def register(subparsers) -> None:
                         help="also cluster with N seeds and report the mean pairwise ARI between them")
     parser.add_argument("--title", default=None, help="title of map.png and map.html (default: INPUT)")
     parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    parser.add_argument("--sample-size", type=_sample_size, default=None, metavar="N",
+                        help="fit the map on a sample of N rows and place the others (default: 50000; smaller "
+                             "collections are mapped whole)")
+    parser.add_argument("--engine", default="local", choices=("local", "ray"),
+                        help="place the rows outside the sample in this process (default) or on Ray")
+    parser.add_argument("--ray-address", default=None, metavar="ADDR",
+                        help="Ray cluster to join (default with --engine ray: start a local one)")
 
 
 def register_eval(verbs) -> None:
@@ -122,22 +145,32 @@ def load_space(source, *, text_col: str = "text", label_col: str | None = None, 
 
 def run(args) -> int:
     from .._fs import check_output_path
-    from ..mapping import CollectionMapper, clustering_stability, write_map
+    from ..errors import InputError
+    from ..mapping import clustering_stability, make_mapper, write_map
 
     progress = progress_of(args)
+    if args.ray_address and args.engine != "ray":
+        raise InputError("--ray-address needs --engine ray")
     check_output_path(args.output, overwrite=args.overwrite, inputs=[args.input])
     space = load_space(args.input, text_col=args.text_col, label_col=args.label_col, model=args.model,
                        backend=args.backend, progress=progress)
-    mapper = CollectionMapper(min_cluster_size=args.min_cluster_size or "auto", n_clusters=args.k,
-                              assign_outliers=args.assign_outliers, random_state=args.seed, progress=progress)
+    mapper = make_mapper(space, sample_size=args.sample_size, engine=args.engine, address=args.ray_address,
+                         min_cluster_size=args.min_cluster_size or "auto", n_clusters=args.k,
+                         assign_outliers=args.assign_outliers, random_state=args.seed, progress=progress)
     mapper.fit(space)
     extra = {}
+    sampled = getattr(mapper, "sample_rows_", None)
+    if sampled is not None:
+        extra["sampling"] = {"sample_size": len(sampled), "n_placed": int(mapper.n_placed_), "engine": args.engine}
     if args.stability:
         seeds = [args.seed + i for i in range(args.stability)]
+        stability_space = space if sampled is None or mapper.n_placed_ == 0 else space.select(sampled)
         extra["stability"] = clustering_stability(
-            space, seeds, progress=progress, min_cluster_size=args.min_cluster_size or "auto", k=args.k,
+            stability_space, seeds, progress=progress, min_cluster_size=args.min_cluster_size or "auto", k=args.k,
             assign_outliers=args.assign_outliers,
         )
+        if stability_space is not space:
+            extra["stability"]["sample_rows"] = len(stability_space)
     result = write_map(mapper.space_, args.output, label_col=args.label_col, overwrite=args.overwrite, mapper=mapper,
                        title=args.title or str(args.input), extra=extra)
     metrics, clusters = result["metrics"], result["clusters"]
