@@ -95,10 +95,9 @@ def _rounded(values: np.ndarray) -> list:
     finite = values[np.isfinite(values)]
     extent = float(finite.max() - finite.min()) if finite.size else 1.0
     decimals = int(min(10, max(0, math.ceil(-math.log10(max(extent, 1e-12) / 1e5)))))
-    rounded = np.round(values, decimals)
-    if decimals == 0:
-        return [int(v) if math.isfinite(v) else None for v in rounded.tolist()]
-    return rounded.tolist()
+    rounded = np.round(values, decimals).tolist()
+    as_number = int if decimals == 0 else float
+    return [as_number(v) if math.isfinite(v) else None for v in rounded]
 
 
 def page_data(documents, clusters, *, title: str = "embedspace map", colors: dict | None = None,

@@ -1,0 +1,198 @@
+"""map.html and report.html in a real browser: Debian's chromium, driven by playwright.
+
+A small real map (300 posts of four 20 Newsgroups groups plus hostile documents) is
+written with the public API; the pages are opened from ``file://`` in headless Chromium
+with a fresh profile. Checked: no console errors, no request but the page itself, every
+point drawn, hover / click / search / legend change what is shown, and the hostile
+documents show as text and run nothing.
+
+Without ``/usr/bin/chromium`` the tests skip, unless ``EMBEDSPACE_REQUIRE_BROWSER=1``
+(set by ``.ci/run``), where they fail. No browser is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+CHROMIUM = os.environ.get("EMBEDSPACE_CHROMIUM", "/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run", "--disable-sync"]
+GROUPS = ("rec.sport.hockey", "sci.space", "soc.religion.christian", "comp.graphics")
+PER_GROUP = 75
+HOSTILE = [
+    "<script>alert(1)</script> hostile one",
+    '"><img src=x onerror=alert(1)> hostile two',
+    "</script><script>window.__pwned=1</script> hostile three",
+    "<!-- hostile four <script>window.__pwned=2</script>",
+    "hostile five \u2028 line separator \u2029 and & ampersand",
+]
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _browser_or_skip():
+    if Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK) and shutil.which("true"):
+        try:
+            import playwright.sync_api  # noqa: F401
+            return
+        except ImportError as exc:
+            reason = f"the playwright package is missing ({exc}); pip install -e '.[test]'"
+    else:
+        reason = f"no chromium at {CHROMIUM} (apt-get install chromium)"
+    if os.environ.get("EMBEDSPACE_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"EMBEDSPACE_REQUIRE_BROWSER=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def map_dir(tmp_path_factory, encoder):
+    _browser_or_skip()
+    import embedspace as es
+
+    docs = es.read("corpus:20newsgroups")
+    docs = pd.concat([docs[docs["label"] == g].head(PER_GROUP) for g in GROUPS], ignore_index=True)
+    body = docs["text"].str.split("\n\n", n=1).str[1].fillna("")
+    docs["text"] = body.str.strip().str.slice(0, 700)
+    hostile = pd.DataFrame({"text": HOSTILE, "label": ["hostile"] * len(HOSTILE)})
+    docs = pd.concat([docs[["text", "label"]], hostile], ignore_index=True)
+    space = es.embed(docs, encoder=encoder, progress=False)
+    mapped = es.map(space, seed=0, progress=False)
+    out = tmp_path_factory.mktemp("browser") / "map"
+    es.write_map(mapped, out, label_col="label", title='four groups "><b>bold?</b>')
+    return out, docs
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True,
+            viewport={"width": 1200, "height": 800},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+class Watch:
+    """Console errors, page errors, dialogs and requests of one page."""
+
+    def __init__(self, page):
+        self.errors, self.dialogs, self.requests = [], [], []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        page.on("request", lambda r: self.requests.append(r.url))
+
+
+def _wait(page, expression: str, timeout_ms: int) -> None:
+    """Poll ``expression`` until true (wait_for_function would eval a string, which the page's CSP refuses)."""
+    import time
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_ms} ms waiting for {expression}")
+        time.sleep(0.02)
+
+
+def _open(browser, path: Path):
+    page = browser.new_page()
+    watch = Watch(page)
+    page.goto(path.as_uri())
+    return page, watch
+
+
+def test_map_page_draws_every_point_responds_and_runs_no_hostile_text(browser, map_dir, tmp_path):
+    out, docs = map_dir
+    page, watch = _open(browser, out / "map.html")
+    _wait(page, "document.documentElement.dataset.ready === '1'", 20_000)
+    n = len(docs)
+    assert page.evaluate("embedspaceMap.n") == n
+    assert page.evaluate("embedspaceMap.drawn") == n, "every document is a point on screen"
+    assert page.title() == 'four groups "><b>bold?</b>', "the title shows as text"
+    assert page.locator("#legend .item").count() == page.evaluate("JSON.parse(document.getElementById('map-data').textContent).clusters.length")
+
+    # hover a hostile document: its snippet shows, as text
+    canvas = page.locator("#map").bounding_box()
+    row = n - 3  # "</script><script>window.__pwned=1</script> hostile three"
+    before = page.locator("#map").screenshot()
+    x, y = page.evaluate(f"embedspaceMap.screenOf({row})")
+    page.mouse.move(canvas["x"] + x, canvas["y"] + y)
+    _wait(page, "document.getElementById('tip').style.display === 'block'", 5_000)
+    shown = page.locator("#tipt").text_content()
+    hovered = page.evaluate("embedspaceMap.hovered")
+    assert hovered >= n - len(HOSTILE), "the hostile documents sit together; one of them is under the cursor"
+    assert shown == " ".join(HOSTILE[hovered - (n - len(HOSTILE))].split()), "shown as text, not markup"
+    assert page.locator("#map").screenshot() != before, "the hovered point is ringed"
+
+    # click opens the whole text in the side panel
+    page.mouse.down()
+    page.mouse.up()
+    assert page.locator("#doc").is_visible()
+    assert page.locator("#doctext").text_content() == docs["text"][hovered].strip()
+
+    # search highlights matches (texts and cluster keywords), counted in the panel
+    page.mouse.move(canvas["x"] + 2, canvas["y"] + 2)
+    page.fill("#search", "hostile")
+    _wait(page, "embedspaceMap.matches > 0", 5_000)
+    assert page.evaluate("embedspaceMap.matches") >= len(HOSTILE)
+    assert page.locator("#found").text_content().startswith(f"{page.evaluate('embedspaceMap.matches')} of {n}")
+    searched = page.locator("#map").screenshot()
+    assert searched != before, "searching redraws matches on top and fades the rest"
+    page.fill("#search", "")
+    _wait(page, "embedspaceMap.matches === 0", 5_000)
+
+    # the legend hides a cluster
+    first_size = int(page.locator("#legend .item .cnt").first.text_content())
+    page.locator("#legend .item").first.click()
+    _wait(page, f"embedspaceMap.drawn === {n - first_size}", 5_000)
+    page.locator("#legend .item").first.click()
+    _wait(page, f"embedspaceMap.drawn === {n}", 5_000)
+
+    # pan and zoom move the picture
+    page.mouse.move(canvas["x"] + 300, canvas["y"] + 300)
+    page.mouse.wheel(0, -400)
+    page.wait_for_timeout(100)
+    assert page.locator("#map").screenshot() != before
+
+    page.screenshot(path=str(tmp_path / "map-page.png"))
+    assert (tmp_path / "map-page.png").stat().st_size > 10_000
+    assert page.evaluate("window.__pwned") is None and not watch.dialogs
+    assert page.evaluate("document.querySelectorAll('script').length") == 2
+    assert page.evaluate("document.querySelectorAll('img, iframe, b:not(#tipc)').length") == 0
+    assert watch.errors == []
+    assert watch.requests == [(out / "map.html").as_uri()], "no request but the page itself"
+    page.close()
+
+
+def test_report_page_shows_hostile_text_and_embeds_the_map_offline(browser, map_dir):
+    out, docs = map_dir
+    page, watch = _open(browser, out / "report.html")
+    page.wait_for_load_state("load")
+    frame = next(f for f in page.frames if f.url.endswith("/map.html"))
+    _wait(frame, "document.documentElement.dataset.ready === '1'", 20_000)
+    assert frame.evaluate("embedspaceMap.drawn") == len(docs), "the embedded map draws every point"
+    body = page.locator("body").inner_text()
+    for heading in ("Clusters", "Metrics", "How it was made"):
+        assert heading in body
+    assert "embedspace" in page.locator("pre").first.text_content()
+    cluster_rows = page.locator("h2:has-text('Clusters') + table tbody tr").count()
+    assert cluster_rows == pd.read_csv(out / "clusters.csv").shape[0]
+    assert page.evaluate("window.__pwned") is None and not watch.dialogs
+    assert page.evaluate("document.querySelectorAll('script').length") == 0
+    assert page.evaluate("document.querySelectorAll('body img:not(.png)').length") == 0
+    assert watch.errors == []
+    allowed = {(out / name).as_uri() for name in ("report.html", "map.html")}
+    assert [u for u in watch.requests if u not in allowed and not u.startswith("data:")] == []
+    page.close()
