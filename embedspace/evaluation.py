@@ -18,7 +18,35 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["evaluate_sts", "read_sts_pairs"]
+__all__ = ["evaluate_sts", "read_sts_pairs", "read_benchmark_file"]
+
+
+def read_benchmark_file(path: str | Path) -> tuple[str, list[str]]:
+    """Read a UTF-8 benchmark file that must hold at least one non-blank line.
+
+    Returns
+    -------
+    text : str
+        The whole file.
+    lines : list of str
+        ``text.splitlines()``.
+
+    Raises
+    ------
+    InputError
+        Missing file, bytes that are not UTF-8 (the offset is given), or only blank lines.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not valid UTF-8 near byte {exc.start}") from None
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise InputError(f"{path}: file is empty")
+    return text, lines
 
 
 def read_sts_pairs(path: str | Path) -> tuple[list[str], list[str], np.ndarray]:
@@ -43,15 +71,7 @@ def read_sts_pairs(path: str | Path) -> tuple[list[str], list[str], np.ndarray]:
         Missing file, no pairs, or a malformed line (its number is given).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not valid UTF-8 near byte {exc.start}") from None
-    lines = text.splitlines()
-    if not lines or not any(line.strip() for line in lines):
-        raise InputError(f"{path}: file is empty")
+    text, lines = read_benchmark_file(path)
     first = lines[0].lower()
     s1, s2, scores = [], [], []
     if "sentence1" in first and "sentence2" in first:

@@ -26,25 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .evaluation import read_benchmark_file
 
 __all__ = ["read_word_pairs", "read_analogies", "evaluate_word_similarity", "evaluate_analogy"]
 
 log = logging.getLogger("embedspace")
 _DELIMITERS = {"\t": "tab", ",": "comma", None: "space"}
-
-
-def _read_lines(path) -> list[str]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not valid UTF-8 near byte {exc.start}") from None
-    lines = text.splitlines()
-    if not any(line.strip() for line in lines):
-        raise InputError(f"{path}: file is empty")
-    return lines
 
 
 def read_word_pairs(path) -> tuple[list[str], list[str], np.ndarray]:
@@ -68,7 +55,7 @@ def read_word_pairs(path) -> tuple[list[str], list[str], np.ndarray]:
     InputError
         Missing or empty file, or a malformed line (its number is given).
     """
-    lines = _read_lines(path)
+    lines = read_benchmark_file(path)[1]
     first = next(line for line in lines if line.strip() and not line.startswith("#"))
     delimiter = "\t" if "\t" in first else "," if "," in first else None
     words1, words2, scores = [], [], []
@@ -115,7 +102,7 @@ def read_analogies(path) -> list[tuple[str, str, str, str, str]]:
         Missing or empty file, a question line without exactly four words (its number is
         given), or a file without questions.
     """
-    lines = _read_lines(path)
+    lines = read_benchmark_file(path)[1]
     questions = []
     section = ""
     for lineno, line in enumerate(lines, start=1):
