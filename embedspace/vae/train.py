@@ -234,12 +234,15 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        torch.set_rng_state(checkpoint["torch_rng"])
         state.update(_json(checkpoint["state"]))
         log.info("resuming at epoch %d, batch %d (best validation objective %.2f)", state["epoch"] + 1, state["batch"], state["best"])
     best = TextVAE(_copy(model), vocab, train_config=train_config, history=state["history"])
     if work is not None and (work / _BEST).exists():
         best = TextVAE.load(work / _BEST)
+    if checkpoint is not None:
+        # Restored only now: building the models above draws from torch's generator, and
+        # the resumed run must continue the interrupted run's random stream exactly.
+        torch.set_rng_state(checkpoint["torch_rng"])
     if work is not None:
         work.mkdir(exist_ok=True)
 
