@@ -179,7 +179,7 @@ def make_runner(folder: Path, weights_sha256: str, backend: str, threads: int):
 
         return run
     if backend.startswith("openvino"):
-        ov = require("openvino", feature=f"the {backend} backend")
+        ov = _import_openvino(backend)
         core = ov.Core()
         precision = "bf16" if backend.endswith("bf16") else "f32"
         config = {
@@ -213,3 +213,26 @@ def make_runner(folder: Path, weights_sha256: str, backend: str, threads: int):
 
         return run
     raise InputError(f"unknown backend '{backend}'")
+
+
+def _import_openvino(backend: str):
+    """Import OpenVINO without its usage telemetry.
+
+    ``import openvino`` imports its model converter, which sends a usage event to Google
+    Analytics (and writes a client id under ``~/intel``) unless the user opted out. A
+    tool that promises to run offline must not phone home, so while openvino is first
+    imported ``openvino_telemetry`` is made unimportable: the converter then binds its
+    own no-op stub. Other code that imports ``openvino_telemetry`` later is unaffected.
+    """
+    import sys
+
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    hide = "openvino_telemetry" not in sys.modules
+    if hide:
+        sys.modules["openvino_telemetry"] = None  # makes ``import openvino_telemetry`` raise ImportError
+    try:
+        return require("openvino", feature=f"the {backend} backend")
+    finally:
+        if hide and sys.modules.get("openvino_telemetry", 0) is None:
+            del sys.modules["openvino_telemetry"]
