@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from _hardening import Case, Err, Ok, World, run_case, shared_world
+from _hardening import Case, Err, Ok, World, assert_one_error_line, assert_success, run_case, shared_world, tree
 from embedspace import EmbeddingSet
 
 @pytest.fixture(scope="module")
@@ -380,7 +381,88 @@ def _index_rows(c: Case, n: int) -> None:
 # --- the runner -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("build, expect", EMBED_INPUTS + WRONG_KINDS + OUTPUTS + USAGE + SUCCESSES)
+def _beir(c: Case, corpus: bytes | str, queries: str, qrels: str) -> Path:
+    c.file("beir/corpus.jsonl", corpus)
+    c.file("beir/queries.jsonl", queries)
+    c.file("beir/qrels/test.tsv", qrels)
+    return c.tmp / "beir"
+
+
+_QUERIES = '{"_id": "q1", "text": "a man plays music"}\n'
+_QRELS = "query-id\tcorpus-id\tscore\nq1\td1\t1\n"
+
+
+def _mixed_metadata_index(c: Case) -> Path:
+    """An index over a CSV whose 'meta' column mixes integers, text, floats and blanks."""
+    from embedspace.cli import main
+
+    rows = "".join(f'"{t}",{m}\n' for t, m in zip(["a man plays a guitar", "a cat sleeps", "stocks fell", "a dog runs"],
+                                                      ["1", "two", "3.5", ""]))
+    source = c.file("mixed meta é.csv", "text,meta\n" + rows)
+    assert main(["embed", str(source), "-o", str(c.tmp / "mixed é.set"), "--quiet"]) == 0
+    assert main(["index", str(c.tmp / "mixed é.set"), "-o", str(c.tmp / "mixed é.index"), "--quiet"]) == 0
+    return c.tmp / "mixed é.index"
+
+
+def _orphan_index(c: Case) -> Path:
+    """An index whose EmbeddingSet was deleted after it was built."""
+    import shutil
+
+    from embedspace.cli import main
+
+    space = c.copy(c.w.set, "gone.set")
+    assert main(["index", str(space), "-o", str(c.tmp / "orphan.index"), "--quiet"]) == 0
+    shutil.rmtree(space)
+    return c.tmp / "orphan.index"
+
+
+def _foreign_dim_set(c: Case) -> Path:
+    """A set of 8-d vectors with no model: it cannot join a 384-d index."""
+    rng = np.random.default_rng(0)
+    EmbeddingSet(rng.normal(size=(3, 8)).astype(np.float32), pd.DataFrame({"text": ["a", "b", "c"]}), None).save(c.tmp / "d8.set")
+    return c.tmp / "d8.set"
+
+
+MORE_VERBS = [
+    # relate, eval and vae verbs the lists above do not reach
+    pytest.param(lambda c: ["relate", "odd-one-out", "cat"], Err("at least"), id="relate-odd-one-out-one-term"),
+    pytest.param(lambda c: ["relate", "neighbors", "cat", "--vectors", c.file("noise.bin", _random_bytes(3000, 11))], Err("noise.bin"), id="relate-vectors-random-bytes"),
+    pytest.param(lambda c: ["relate", "axis", "good", "bad", "fine", "--vectors", c.file("empty.vec", "")], Err("empty.vec"), id="relate-axis-empty-vectors-file"),
+    pytest.param(lambda c: ["vae", "arithmetic", c.w.vae, "a", "b"], Err("required"), id="vae-arithmetic-two-texts"),
+    pytest.param(lambda c: ["vae", "arithmetic", c.w.index, "a", "b", "c"], Err("not a VAE model"), id="vae-arithmetic-given-an-index"),
+    pytest.param(lambda c: ["vae", "eval", c.w.vae, c.file("noise.txt", _random_bytes(3000, 12)), "--strict"], Err(""), id="vae-eval-random-bytes-strict"),
+    pytest.param(lambda c: ["vae", "eval", c.w.vae, c.w.sentences, "--samples", "0"], Err("at least 1"), id="vae-eval-zero-samples"),
+    pytest.param(lambda c: ["eval", "sts", c.file("bad.csv", "sentence1,sentence2,score\na b,c d,high\n")], Err("bad.csv"), id="eval-sts-score-not-a-number"),
+    pytest.param(lambda c: ["eval", "sts", c.file("cols.csv", "left,right,score\na,b,1\n")], Err("cols.csv"), id="eval-sts-wrong-header"),
+    pytest.param(lambda c: ["eval", "word-sim", c.file("ws.txt", _random_bytes(3000, 13))], Err("ws.txt"), id="eval-word-sim-random-bytes"),
+    pytest.param(lambda c: ["eval", "analogy", c.file("q.txt", "")], Err("q.txt"), id="eval-analogy-empty-file"),
+    pytest.param(lambda c: ["eval", "retrieval", _beir(c, _random_bytes(3000, 14), _QUERIES, _QRELS)], Err("corpus.jsonl"), id="eval-retrieval-random-bytes-corpus"),
+    pytest.param(lambda c: ["eval", "retrieval", _beir(c, '{"_id": "d1", "text": "music"}\n', _QUERIES, "nothing useful\n")], Err("test.tsv"), id="eval-retrieval-garbled-qrels"),
+    pytest.param(lambda c: ["eval", "clustering", c.file("empty.csv", ""), "--label-col", "label"], Err("empty"), id="eval-clustering-empty-file"),
+    pytest.param(lambda c: ["eval", "clustering", c.w.docs, "--label-col", "label", "--k", "0"], Err("at least 1"), id="eval-clustering-k-zero"),
+    # indexes and their sets
+    pytest.param(lambda c: ["search", _orphan_index(c), "music"], Err("gone.set"), id="search-index-whose-set-was-deleted"),
+    pytest.param(lambda c: ["index", "add", c.copy(c.w.index, "i"), _foreign_dim_set(c)], Err(""), id="index-add-set-of-another-dimension"),
+    pytest.param(lambda c: ["cache", "info", "--json", "extra"], Err("unrecognized"), id="cache-extra-argument"),
+]
+
+MORE_SUCCESSES = [
+    pytest.param(lambda c: ["search", _mixed_metadata_index(c), "music", "--where", "meta == 'two'", "--json"],
+                 Ok(_json_out(lambda r: [h["meta"] for h in r["queries"][0]["results"]] == ["two"]), changes=()),
+                 id="search-where-on-mixed-type-metadata"),
+    pytest.param(lambda c: ["index", c.copy(c.w.set, "ein Satz ü.set"), "-o", c.tmp / "mein Index ✓", "--quiet"],
+                 Ok(changes=("mein Index ✓",)), id="index-paths-with-spaces-and-non-ascii"),
+    pytest.param(lambda c: ["vae", "sample", c.copy(c.w.vae, "my vae ü"), "-n", "2"], Ok(changes=()), id="vae-sample-path-with-spaces-and-non-ascii"),
+    pytest.param(lambda c: ["vae", "interpolate", c.w.vae, "🚀 ❤️", "שלום עולם", "--steps", "2"], Ok(changes=()), id="vae-interpolate-emoji-and-rtl"),
+    pytest.param(lambda c: ["vae", "arithmetic", c.w.vae, "a man", "e\u0301", "مرحبا"], Ok(changes=()), id="vae-arithmetic-combining-and-rtl"),
+    pytest.param(lambda c: ["relate", "odd-one-out", "cat", "dog", "🚀", "--vectors", c.w.vectors], Err("🚀"), id="relate-odd-one-out-emoji-not-in-vectors"),
+    pytest.param(lambda c: ["eval", "clustering", c.w.docs, "--label-col", "label", "--json", "--quiet"],
+                 Ok(_json_out(lambda r: {"ari", "nmi", "v_measure", "noise_fraction", "n_clusters"} <= set(r)), changes=()), id="eval-clustering-small-file"),
+    pytest.param(lambda c: ["cache", "info", "--json"], Ok(_json_out(lambda r: "n_vectors" in r), changes=()), id="cache-info"),
+]
+
+
+@pytest.mark.parametrize("build, expect", EMBED_INPUTS + WRONG_KINDS + OUTPUTS + USAGE + SUCCESSES + MORE_VERBS + MORE_SUCCESSES)
 def test_cli_case(world, tmp_path, build, expect, cli):
     run_case(world, tmp_path, build, expect, cli)
 
@@ -393,3 +475,65 @@ def test_damaged_artefact_is_refused(world, tmp_path, kind, how, cli):
         return READERS[kind](c, _corrupt(c.copy(source, f"damaged.{kind}"), how))
 
     run_case(world, tmp_path, build, Err(DAMAGE[how]), cli)
+
+
+# --- generated inputs -------------------------------------------------------------------------
+# Random bytes and random unicode (any script, control characters, combining marks, emoji;
+# no lone surrogates, which no file can hold as UTF-8) under the extensions embed and map
+# read. Whatever comes in, the command either succeeds with a loadable result or fails with
+# one error line and leaves its folder as it was.
+
+
+_UNICODE = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=120)
+_GENERATED = settings(max_examples=10, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def _generated_case(tmp_path_factory, cli, world, name: str, data: bytes, verb: str, strict: bool) -> None:
+    tmp = tmp_path_factory.mktemp("generated")
+    source = tmp / name
+    source.write_bytes(data)
+    out = tmp / "out"
+    argv = [verb, source, "-o", out, *(["--strict"] if strict else []), *(["--quiet"] if verb == "map" else [])]
+    before, before_world = tree(tmp), tree(world.root)
+    status, stdout, stderr = cli(*argv)
+    if status == 0:
+        assert_success(status, stdout, stderr)
+        if verb == "embed":
+            space = EmbeddingSet.load(out)
+            assert len(space) >= 1 and np.isfinite(space.vectors).all()
+        else:
+            documents = pd.read_parquet(out / "documents.parquet")
+            assert len(documents) >= 1 and np.isfinite(documents[["x", "y"]].to_numpy()).all()
+        after = tree(tmp)
+        changed = {p for p in set(after) | set(before) if after.get(p) != before.get(p)}
+        assert all(p == "out" or p.startswith("out/") for p in changed), sorted(changed)
+    else:
+        assert_one_error_line(status, stdout, stderr)
+        assert tree(tmp) == before, "a failed command changed or left files in its folder"
+    assert tree(world.root) == before_world
+
+
+@_GENERATED
+@given(data=st.binary(max_size=3000), suffix=st.sampled_from([".txt", ".csv", ".tsv", ".jsonl", ".jsonl.gz", ".parquet"]),
+       strict=st.booleans())
+def test_embed_random_bytes(world, tmp_path_factory, cli, data, suffix, strict):
+    _generated_case(tmp_path_factory, cli, world, "input" + suffix, data, "embed", strict)
+
+
+@_GENERATED
+@given(lines=st.lists(_UNICODE, max_size=25), suffix=st.sampled_from([".txt", ".csv", ".jsonl"]), strict=st.booleans())
+def test_embed_random_unicode(world, tmp_path_factory, cli, lines, suffix, strict):
+    if suffix == ".jsonl":
+        text = "".join(json.dumps({"text": line}) + "\n" for line in lines)
+    elif suffix == ".csv":
+        text = "text\n" + "".join('"' + line.replace('"', '""') + '"\n' for line in lines)
+    else:
+        text = "\n".join(lines)
+    _generated_case(tmp_path_factory, cli, world, "input é" + suffix, text.encode("utf-8"), "embed", strict)
+
+
+@settings(_GENERATED, max_examples=5)
+@given(lines=st.lists(_UNICODE, min_size=0, max_size=60), noise=st.binary(max_size=400))
+def test_map_random_unicode_and_bytes(world, tmp_path_factory, cli, lines, noise):
+    _generated_case(tmp_path_factory, cli, world, "input.txt", "\n".join(lines).encode("utf-8") + noise, "map", False)
