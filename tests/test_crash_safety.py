@@ -61,8 +61,9 @@ class Job:
     after_kill: object = None  # after_kill() -> None, more checks after every kill
 
 
-def _cli(argv, env, out, moment=float("inf"), log=None) -> dict:
-    """Run ``embedspace ARGV -o OUT --quiet`` and SIGKILL it ``moment`` seconds after the start."""
+def _cli(argv, env, out, moment=float("inf"), log=None, kill_when: Path | None = None) -> dict:
+    """Run ``embedspace ARGV -o OUT --quiet`` and SIGKILL it ``moment`` seconds after the start
+    (or as soon as the file ``kill_when`` exists)."""
     command = [sys.executable, "-m", "embedspace.cli", *map(str, argv), "-o", str(out), "--quiet"]
     with open(log or os.devnull, "wb") as errors:
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors)
@@ -73,7 +74,7 @@ def _cli(argv, env, out, moment=float("inf"), log=None) -> dict:
             siblings = _siblings(out, proc.pid)
             if writing_from is None and any(".tmp-" in name for name in siblings):
                 writing_from = now
-            if now >= moment:
+            if now >= moment or (kill_when is not None and kill_when.exists()):
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 return {"killed": True, "at": now, "siblings": siblings}
@@ -261,10 +262,17 @@ def test_kill_minus_9_never_damages_an_earlier_result(verb, tmp_path):
             job.after_kill()
     print(f"{verb}: seed {SEED}, {len(kills)} kills, {finished} runs finished first; "
           f"(window, moment s, seen): {kills}")
-    print(f"{verb}: the final run {'continues from a checkpoint' if resumes else 'starts afresh'}")
     assert len(kills) == wanted_kills, f"only {len(kills)} of {wanted_kills} runs were killed (seed {SEED})"
 
-    resumes = (tmp_path / f".{out.name}.train" / "last.pt").exists()  # vae train: a checkpoint to continue
+    checkpoint = tmp_path / f".{out.name}.train" / "last.pt"
+    if job.rerun_extra:
+        if not checkpoint.exists():
+            # The random kills left no checkpoint: kill once more right after the first one
+            # is written, so that the final run does continue an interrupted run.
+            assert _cli([*job.argv, "--overwrite"], job.env, out, kill_when=checkpoint)["killed"]
+            assert tree(out) == earlier
+        assert checkpoint.exists()
+        print(f"{verb}: the final --resume run continues from {checkpoint.name}")
     final = _cli([*job.argv, "--overwrite", *job.rerun_extra], job.env, out, log=tmp_path / "final.log")
     assert final["status"] == 0, (tmp_path / "final.log").read_text()
     job.same_as_reference(job.load(out), reference)
