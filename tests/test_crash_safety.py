@@ -101,7 +101,7 @@ def _moment(rng: random.Random, phase: str, duration: float, writing_from: float
     """A random moment in one window of a run that takes ``duration`` seconds."""
     write = writing_from if writing_from is not None else 0.85 * duration
     if phase == "start-up":
-        return rng.uniform(0.02, 0.4 * write)
+        return rng.uniform(0.1 * write, 0.4 * write)  # imports, reading the input, loading the model
     if phase == "work":
         return rng.uniform(0.4 * write, write)
     return rng.uniform(write, duration * 1.02)
