@@ -10,7 +10,9 @@ command-line contract (DESIGN.md §5):
 - a success is exit status 0, the result loads, and nothing but the declared output changed.
 
 The shared artefacts (a set, an index, a map and a VAE) are built once per module and only
-read; a case that damages one works on its own copy.
+read; a case that damages one works on its own copy. Hand-written cases are followed by
+hypothesis-generated ones (random bytes and random unicode fed to embed and map), held to
+the same contract.
 """
 
 from __future__ import annotations
