@@ -67,8 +67,19 @@ def progress_bar(total: int | None, desc: str, *, progress: bool | None = None, 
     unit : str, default="it"
         Unit name shown in the rate.
     """
+    _release_held_log_lines()
     if not progress_enabled(progress):
         return _NullBar(total=total)
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def _release_held_log_lines() -> None:
+    """Long work is starting: print the log lines the CLI holds back (see ``embedspace.cli``)."""
+    import logging
+
+    for handler in logging.getLogger("embedspace").handlers:
+        release = getattr(handler, "flush_held", None)
+        if getattr(handler, "_embedspace_cli", False) and release is not None:
+            release()

@@ -14,6 +14,7 @@ import contextvars
 import logging
 import os
 import sys
+import time
 
 __all__ = ["main", "build_parser"]
 
@@ -70,13 +71,49 @@ def build_parser() -> Parser:
     return parser
 
 
-def _configure_logging(quiet: bool) -> None:
+class _DeferredHandler(logging.StreamHandler):
+    """Writes log lines to stderr, holding back those logged before the real work starts.
+
+    Why: a command that fails on bad input fails while it reads and checks, often after
+    a warning or a note (e.g. "replaced 1 undecodable byte"); the failure contract is one
+    ``error: ...`` line on stderr, so lines still held when the command fails are dropped
+    (:meth:`drop_held`). Held lines are printed (:meth:`flush_held`) when a progress bar starts
+    (long work begins), when GRACE_SECONDS have passed, or when the command succeeds.
+    """
+
+    _embedspace_cli = True
+    GRACE_SECONDS = 10.0
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._held: list[logging.LogRecord] | None = []
+        self._started = time.monotonic()
+
+    def emit(self, record):
+        if self._held is not None:
+            self._held.append(record)
+            if time.monotonic() - self._started < self.GRACE_SECONDS:
+                return
+            self.flush_held()
+            return
+        super().emit(record)
+
+    def flush_held(self) -> None:
+        held, self._held = self._held or [], None
+        for record in held:
+            super().emit(record)
+
+    def drop_held(self) -> None:
+        if self._held is not None:
+            self._held = []
+
+
+def _configure_logging(quiet: bool) -> _DeferredHandler:
     logger = logging.getLogger("embedspace")
     for handler in list(logger.handlers):
         if getattr(handler, "_embedspace_cli", False):
             logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler._embedspace_cli = True
+    handler = _DeferredHandler(sys.stderr)
 
     class _Format(logging.Formatter):
         def format(self, record):
@@ -87,6 +124,7 @@ def _configure_logging(quiet: bool) -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     logger.propagate = False
+    return handler
 
 
 def _one_line(message: str) -> str:
@@ -106,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     saved_quiet = os.environ.get("EMBEDSPACE_QUIET")
     invocation = _INVOCATION.set(argv)
+    log_lines = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -115,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         quiet = bool(getattr(args, "quiet", False))
         if quiet:
             os.environ["EMBEDSPACE_QUIET"] = "1"
-        _configure_logging(quiet)
+        log_lines = _configure_logging(quiet)
         status = args.handler(args)
+        log_lines.flush_held()
         sys.stdout.flush()
         return int(status or 0)
     except UsageError as exc:
@@ -150,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     finally:
+        if log_lines is not None:
+            log_lines.drop_held()  # a failure: only its error line (lines already released stay)
+            log_lines.flush_held()
         _INVOCATION.reset(invocation)
         if saved_quiet is None:
             os.environ.pop("EMBEDSPACE_QUIET", None)

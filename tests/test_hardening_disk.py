@@ -59,7 +59,7 @@ def test_disk_full_while_writing_leaves_nothing_half_written(world, tmp_path, mo
     before = tree(tmp_path)
     monkeypatch.setattr(target, _disk_full)
     status, stdout, stderr = cli(*argv_of(world, out), *(["--overwrite"] if replacing else []))
-    assert_one_error_line(status, stdout, stderr, "No space left on device")
+    assert_one_error_line(status, stdout, stderr, "No space left on device", after_work=True)
     assert tree(tmp_path) == before  # the earlier result byte-identical, no temporary folder left
 
 
@@ -83,7 +83,7 @@ def test_file_size_limit_in_a_real_process(world, tmp_path):
     results = run_many([[*argv, "--quiet"] for argv in commands], env=cli_env(cache),
                        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
     for result in results:
-        line = assert_one_error_line(result["status"], result["out"], result["err"])
+        line = assert_one_error_line(result["status"], result["out"], result["err"], after_work=True)
         assert "too large" in line or "I/O error" in line, line
     after = tree(tmp_path)
     changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))

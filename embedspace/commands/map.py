@@ -140,6 +140,14 @@ def load_space(source, *, text_col: str = "text", label_col: str | None = None, 
     if label_col is not None and label_col not in table.columns:
         raise InputError(f"{source}: no label column '{label_col}' (columns: {', '.join(map(str, table.columns))}); "
                          "choose one with --label-col")
+    from ..mapping import MIN_DOCUMENTS
+
+    if len(table) < MIN_DOCUMENTS:  # refused before the model loads (the mapper checks again)
+        raise InputError(f"a map needs at least {MIN_DOCUMENTS} documents, got {len(table)}; add documents")
+    distinct = table["text"].nunique()
+    if distinct < MIN_DOCUMENTS:
+        raise InputError(f"the {len(table)} documents have only {distinct} distinct text(s); "
+                         f"a map needs at least {MIN_DOCUMENTS} different documents")
     return embed(table, model=model, backend=backend, progress=progress)
 
 
