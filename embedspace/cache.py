@@ -67,14 +67,31 @@ def _database_errors(path: Path):
         ) from None
 
 
+@contextlib.contextmanager
+def _write_transaction(conn: sqlite3.Connection):
+    """``BEGIN IMMEDIATE`` … ``COMMIT``; on any failure roll back and re-raise the original error.
+
+    SQLite has already rolled back after some errors (a full disk): then there is nothing
+    to roll back, and the original error is the one to report.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
 def _create_or_migrate(conn: sqlite3.Connection, path: Path) -> None:
     """Create the tables, or bring a version-1 database to the current schema, in one transaction."""
     with contextlib.suppress(sqlite3.OperationalError):  # no meta table yet: a new database
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row and row[0] == str(_SCHEMA_VERSION):
             return  # the usual case: nothing to write, so a read-only cache still reads
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _write_transaction(conn):
         conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         conn.execute("CREATE TABLE IF NOT EXISTS namespaces (ns TEXT PRIMARY KEY, model TEXT, backend TEXT, dim INTEGER, created TEXT)")
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -90,12 +107,6 @@ def _create_or_migrate(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute("INSERT OR IGNORE INTO vectors (ns, key, vec) SELECT ns, key, vec FROM vectors_v1")
             conn.execute("DROP TABLE vectors_v1")
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(_SCHEMA_VERSION),))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-        raise
 
 
 def namespace_of(identity) -> str:
@@ -212,22 +223,12 @@ class EmbeddingCache:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         rows = [(ns, text_key(t), vectors[i].tobytes()) for i, t in enumerate(texts)]
         conn = self._connect()
-        with _database_errors(self.path):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    "INSERT OR IGNORE INTO namespaces VALUES (?, ?, ?, ?, datetime('now'))",
-                    (ns, identity.name, identity.backend, identity.dim),
-                )
-                conn.executemany("INSERT OR IGNORE INTO vectors (ns, key, vec) VALUES (?, ?, ?)", rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                # SQLite has already rolled back after some errors (a full disk): then there is
-                # nothing to roll back, and the original error is the one to report.
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
+        with _database_errors(self.path), _write_transaction(conn):
+            conn.execute(
+                "INSERT OR IGNORE INTO namespaces VALUES (?, ?, ?, ?, datetime('now'))",
+                (ns, identity.name, identity.backend, identity.dim),
+            )
+            conn.executemany("INSERT OR IGNORE INTO vectors (ns, key, vec) VALUES (?, ?, ?)", rows)
 
     # -- maintenance
     def info(self) -> dict:
@@ -262,9 +263,8 @@ class EmbeddingCache:
             return 0
         conn = self._connect()
         (count,) = conn.execute("SELECT COUNT(*) FROM vectors").fetchone()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("DELETE FROM vectors")
-        conn.execute("DELETE FROM namespaces")
-        conn.execute("COMMIT")
+        with _write_transaction(conn):
+            conn.execute("DELETE FROM vectors")
+            conn.execute("DELETE FROM namespaces")
         conn.execute("VACUUM")
         return int(count)
