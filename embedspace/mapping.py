@@ -83,6 +83,12 @@ def _distinct_rows(vectors: np.ndarray) -> int:
     return len({row.tobytes() for row in rounded})
 
 
+def require_embeddingset(space) -> None:
+    """Raise InputError unless ``space`` looks like an EmbeddingSet (vectors and a table)."""
+    if not hasattr(space, "vectors") or not hasattr(space, "table"):
+        raise InputError(f"map needs an EmbeddingSet (see embedspace.embed), got {type(space).__name__}")
+
+
 class CollectionMapper:
     """The map pipeline as an estimator (see the module notes).
 
@@ -126,8 +132,7 @@ class CollectionMapper:
         self.progress = progress
 
     def _check(self, space) -> None:
-        if not hasattr(space, "vectors") or not hasattr(space, "table"):
-            raise InputError(f"map needs an EmbeddingSet (see embedspace.embed), got {type(space).__name__}")
+        require_embeddingset(space)
         n = len(space)
         if n < MIN_DOCUMENTS:
             raise InputError(f"a map needs at least {MIN_DOCUMENTS} documents, got {n}; add documents")

@@ -338,8 +338,9 @@ class SampledMapper:
         self.batch_rows = batch_rows
 
     def _check(self, space) -> None:
-        if not hasattr(space, "vectors") or not hasattr(space, "table"):
-            raise InputError(f"map needs an EmbeddingSet (see embedspace.embed), got {type(space).__name__}")
+        from .mapping import require_embeddingset
+
+        require_embeddingset(space)
         for name, low in (("sample_size", _MIN_SAMPLE), ("batch_rows", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
