@@ -77,3 +77,15 @@ def snapshot(path: Path) -> dict:
     if path.is_file():
         return {"": path.read_bytes()}
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def short_posts(docs):
+    """Newsgroup posts cut to their subject line and the first 600 characters of the body.
+
+    Headers are dropped; quick to embed in tests while keeping each post's topic.
+    """
+    subject = docs["text"].str.extract(r"(?m)^Subject:(.*)$", expand=False).fillna("")
+    body = docs["text"].str.split("\n\n", n=1).str[1].fillna("")
+    docs = docs.copy()
+    docs["text"] = (subject.str.strip() + "\n" + body.str.slice(0, 600)).str.strip()
+    return docs

@@ -119,9 +119,9 @@ def news6(encoder):
     """The 2,340 test-split posts of six groups (subject and the first 600 characters of the body)."""
     docs = es.read("corpus:20newsgroups")
     docs = docs[docs["label"].isin(GROUPS)].reset_index(drop=True)
-    subject = docs["text"].str.extract(r"(?m)^Subject:(.*)$", expand=False).fillna("")
-    body = docs["text"].str.split("\n\n", n=1).str[1].fillna("")
-    docs["text"] = (subject.str.strip() + "\n" + body.str.slice(0, 600)).str.strip()
+    from conftest import short_posts
+
+    docs = short_posts(docs)
     return es.embed(docs[["text", "label"]], encoder=encoder, progress=False)
 
 

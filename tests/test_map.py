@@ -27,10 +27,9 @@ def small_space(encoder):
 
     docs = es.read("corpus:20newsgroups")
     docs = pd.concat([docs[docs["label"] == g].head(PER_GROUP) for g in GROUPS], ignore_index=True)
-    # The subject line and the first 600 characters of the body (headers dropped): quick to embed.
-    subject = docs["text"].str.extract(r"(?m)^Subject:(.*)$", expand=False).fillna("")
-    body = docs["text"].str.split("\n\n", n=1).str[1].fillna("")
-    docs["text"] = (subject.str.strip() + "\n" + body.str.slice(0, 600)).str.strip()
+    from conftest import short_posts
+
+    docs = short_posts(docs)
     return es.embed(docs[["text", "label"]], encoder=encoder, progress=False)
 
 
