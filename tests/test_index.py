@@ -75,6 +75,14 @@ def test_approximate_kinds_reach_the_tuned_recall(space, queries, built, kind):
     assert np.all(np.diff(scores, axis=1) <= 1e-6)
 
 
+def test_hnsw_effort_has_headroom_over_its_tuning(built):
+    params = built["hnsw"].params
+    reached = params["efSearch_reaching_target"]
+    # doubled, and at least 2·M: held-out rows over-promise on collections of near-copies
+    assert params["efSearch"] == max(2 * reached, 2 * params["M"])
+    assert params["efSearch"] >= 2 * params["M"] > 2 * reached  # the floor binds on this small set
+
+
 def test_auto_choice_follows_size_and_memory(space):
     assert _ann.choose_kind(49_999, 384, None) == "flat"
     assert _ann.choose_kind(50_000, 384, None) == "hnsw"
