@@ -108,13 +108,13 @@ def _source_datasource(source, text_col: str, strict: bool, chunk_rows: int):
 class _EncoderActor:
     """Ray Data callable class: one encoder per actor, loaded once, cache-backed."""
 
-    def __init__(self, model, backend, batch_size, use_cache, threads):
+    def __init__(self, model, backend, batch_size, use_cache, threads, max_tokens=None):
         if threads:
             os.environ["EMBEDSPACE_THREADS"] = str(threads)
         from .cache import EmbeddingCache
         from .encoders import load_encoder
 
-        self.encoder = load_encoder(model, backend=backend, batch_size=batch_size)
+        self.encoder = load_encoder(model, backend=backend, batch_size=batch_size, max_tokens=max_tokens)
         self.cache = EmbeddingCache() if use_cache else None
 
     def __call__(self, batch):
@@ -153,6 +153,7 @@ def embed_with_ray(
     model: str | None = None,
     backend: str = "auto",
     batch_size: int = 32,
+    max_tokens: int | None = None,
     dtype: str = "float32",
     overwrite: bool = False,
     strict: bool = False,
@@ -195,7 +196,7 @@ def embed_with_ray(
 
     check_output_path(output, overwrite=overwrite, inputs=[source])
     started = time.perf_counter()
-    identity_probe = load_encoder(model, backend=backend, batch_size=batch_size)  # resolves; loads no weights
+    identity_probe = load_encoder(model, backend=backend, batch_size=batch_size, max_tokens=max_tokens)  # loads no weights
     identity = identity_probe.identity
     ray = ray_session(address)
     from ray.data import DataContext
@@ -217,6 +218,7 @@ def embed_with_ray(
         _EncoderActor,
         fn_constructor_kwargs={
             "model": model, "backend": identity.backend, "batch_size": batch_size, "use_cache": cache, "threads": threads,
+            "max_tokens": max_tokens,
         },
         batch_size=rows_per_task,
         batch_format="pyarrow",

@@ -111,6 +111,7 @@ def embed(
     model: str | None = None,
     backend: str = "auto",
     batch_size: int = 32,
+    max_tokens: int | None = None,
     encoder=None,
     cache: bool | EmbeddingCache = True,
     strict: bool = False,
@@ -129,8 +130,10 @@ def embed(
     backend : str, default="auto"
         See :mod:`embedspace.encoders`.
     batch_size : int, default=32
+    max_tokens : int, optional
+        Tokens kept per text; default the model's window (256 for the default model).
     encoder : Encoder, optional
-        A ready encoder; overrides ``model``, ``backend`` and ``batch_size``.
+        A ready encoder; overrides ``model``, ``backend``, ``batch_size`` and ``max_tokens``.
     cache : bool or EmbeddingCache, default=True
         Use the on-disk cache (or the given one).
     strict : bool, default=False
@@ -151,7 +154,7 @@ def embed(
     (2, 384)
     """
     table = _as_table(data, text_col, strict)
-    encoder = encoder or load_encoder(model, backend=backend, batch_size=batch_size)
+    encoder = encoder or load_encoder(model, backend=backend, batch_size=batch_size, max_tokens=max_tokens)
     store = _cache_of(cache)
     try:
         vectors, _ = encode_texts(encoder, table["text"].tolist(), cache=store, progress=progress)
@@ -208,6 +211,7 @@ def embed_to_disk(
     model: str | None = None,
     backend: str = "auto",
     batch_size: int = 32,
+    max_tokens: int | None = None,
     dtype: str = "float32",
     overwrite: bool = False,
     strict: bool = False,
@@ -242,7 +246,7 @@ def embed_to_disk(
 
     check_output_path(output, overwrite=overwrite, inputs=[source])
     started = time.perf_counter()
-    encoder = encoder or load_encoder(model, backend=backend, batch_size=batch_size)
+    encoder = encoder or load_encoder(model, backend=backend, batch_size=batch_size, max_tokens=max_tokens)
     store = _cache_of(cache)
     report = ReadReport(str(source))
     n_cached = 0

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -217,6 +217,7 @@ class _ModelLayout:
     normalize: bool
     max_seq_length: int
     dim: int
+    max_positions: int = 512
 
 
 def _read_layout(folder: Path) -> _ModelLayout:
@@ -241,7 +242,7 @@ def _read_layout(folder: Path) -> _ModelLayout:
     limit = int(config.get("max_position_embeddings") or 512)
     max_len = min(max_len or limit, limit)
     dim = int(pooling.get("word_embedding_dimension") or config.get("hidden_size"))
-    return _ModelLayout(transformer_dir, pooling, normalize, max_len, dim)
+    return _ModelLayout(transformer_dir, pooling, normalize, max_len, dim, limit)
 
 
 # --- backend choice ------------------------------------------------------------------------
@@ -428,6 +429,7 @@ class SentenceEncoder:
             torch.set_num_threads(_threads())
             transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar in our output
             model = st.SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
+            model.max_seq_length = self.layout.max_seq_length
             self._runner = model
         from ._progress import progress_enabled
 
@@ -485,7 +487,8 @@ def _pool(hidden: np.ndarray, mask: np.ndarray, pooling: dict) -> np.ndarray:
     return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
 
 
-def load_encoder(model: str | os.PathLike | None = None, *, backend: str = "auto", batch_size: int = 32) -> SentenceEncoder:
+def load_encoder(model: str | os.PathLike | None = None, *, backend: str = "auto", batch_size: int = 32,
+                 max_tokens: int | None = None) -> SentenceEncoder:
     """Load a sentence-transformers model for embedding, offline.
 
     Parameters
@@ -496,6 +499,11 @@ def load_encoder(model: str | os.PathLike | None = None, *, backend: str = "auto
         See the module docstring.
     batch_size : int, default=32
         Texts per forward pass.
+    max_tokens : int, optional
+        Tokens kept per text (longer texts are cut); default the model's own window
+        (``max_seq_length`` of its sentence-transformers config, 256 for the default
+        model). At most the model's position limit. It is part of the vectors' identity,
+        so vectors made with different windows never share cache entries.
 
     Returns
     -------
@@ -515,6 +523,10 @@ def load_encoder(model: str | os.PathLike | None = None, *, backend: str = "auto
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     name, folder = resolve_model(model)
     layout = _read_layout(folder)
+    if max_tokens is not None:
+        if not 2 <= int(max_tokens) <= layout.max_positions:
+            raise InputError(f"max tokens must be between 2 and the model's limit {layout.max_positions}, got {max_tokens}")
+        layout = replace(layout, max_seq_length=int(max_tokens))
     chosen = default_backend() if backend == "auto" else backend
     identity = ModelIdentity(
         name=name,

@@ -3,7 +3,7 @@
 
 Three modes::
 
-    python scripts/bench_map.py acceptance [--ag-news PATH]
+    python scripts/bench_map.py acceptance [--ag-news PATH] [--max-tokens N]
         20 Newsgroups (test split, shipped) and AG News (test split, read from PATH):
         the automatic clustering (NMI, noise, clusters; also with outliers assigned),
         --k = number of labels (V-measure) and scikit-learn KMeans(k) on the same
@@ -21,7 +21,8 @@ Three modes::
         downloaded). "Without cached embeddings" uses an empty embedding cache but keeps
         the one-time install artefacts (the exported ONNX model and numba's compiled
         UMAP), as on any machine after the first run (--cold times a fully cold first run
-        too; --also-backend openvino-int8 an uncached run with approximate int8 vectors).
+        too; --also-backend openvino-int8 an uncached run with approximate int8 vectors;
+        --also-max-tokens 128 an uncached run embedding only each post's first 128 tokens).
         Wall seconds and CPU seconds (user + system of the whole process tree) are both
         reported: on a shared machine the CPU ratio is the steadier one.
         Needs the bench extra: pip install -e '.[bench]'.
@@ -73,11 +74,11 @@ def ag_news_table(path: Path):
     return pd.DataFrame({"text": frame["text"], "label": frame["class_index"].map(names)})
 
 
-def labelled_sets(ag_path: Path):
+def labelled_sets(ag_path: Path, max_tokens: int | None = None):
     import embedspace as es
 
-    yield "20newsgroups", es.embed("corpus:20newsgroups", progress=False)
-    yield "ag_news", es.embed(ag_news_table(ag_path), progress=False)
+    yield "20newsgroups", es.embed("corpus:20newsgroups", max_tokens=max_tokens, progress=False)
+    yield "ag_news", es.embed(ag_news_table(ag_path), max_tokens=max_tokens, progress=False)
 
 
 def _kmeans_v(vectors, truth, k, seed=0) -> float:
@@ -92,7 +93,7 @@ def acceptance(args) -> None:
     from embedspace.mapping import CollectionMapper
 
     rows = []
-    for name, space in labelled_sets(Path(args.ag_news)):
+    for name, space in labelled_sets(Path(args.ag_news), args.max_tokens):
         truth = space.table["label"].astype(str).to_numpy()
         k = len(np.unique(truth))
         started = time.perf_counter()
@@ -106,7 +107,7 @@ def acceptance(args) -> None:
         k_scores = clustering_scores(with_k.clusterer_.labels_, truth)
         baseline = [_kmeans_v(space.vectors, truth, k, seed) for seed in (0, 1, 2)]
         rows.append({
-            "set": name, "n": len(space), "labels": k,
+            "set": name, "n": len(space), "labels": k, "max_tokens": space.model.max_seq_length,
             "auto_nmi": scores["nmi"], "auto_noise": scores["noise_fraction"], "auto_clusters": scores["n_clusters"],
             "auto_ari": scores["ari"], "auto_nmi_assigned": assigned["nmi"], "auto_seconds": round(seconds, 1),
             "k_v_measure": k_scores["v_measure"], "k_nmi": k_scores["nmi"], "k_ari": k_scores["ari"],
@@ -125,7 +126,7 @@ def sweep(args) -> None:
     epochs = [None if e == "auto" else int(e) for e in args.epochs.split(",")]
     dims = [int(d) for d in args.dimensions.split(",")]
     print("set,n_neighbors,dimensions,epochs,seed,auto_nmi,auto_noise,auto_clusters,k_v_measure,umap_cpu_s", flush=True)
-    for name, space in labelled_sets(Path(args.ag_news)):
+    for name, space in labelled_sets(Path(args.ag_news), args.max_tokens):
         truth = space.table["label"].astype(str).to_numpy()
         k = len(np.unique(truth))
         graph = knn_graph(space, k=max(neighbours))
@@ -212,6 +213,10 @@ def bertopic(args) -> None:
             results["bertopic_defaults"] = dict(timing, **json.loads(out.strip().splitlines()[-1]))
             timing, out = _timed(cli + ["-o", str(work / "map2")], env)
             results["embedspace_cached"] = dict(timing, **_pick(json.loads(out)))
+            for window in args.also_max_tokens:
+                other = dict(base_env, EMBEDSPACE_CACHE_DIR=str(_fresh_cache(work, f"cache-{window}", user_cache)))
+                timing, out = _timed(cli + ["-o", str(work / f"map-{window}"), "--max-tokens", str(window)], other)
+                results[f"embedspace_uncached_max_tokens_{window}"] = dict(timing, **_pick(json.loads(out)))
             for backend in args.also_backend:
                 other = dict(base_env, EMBEDSPACE_CACHE_DIR=str(_fresh_cache(work, f"cache-{backend}", user_cache)))
                 timing, out = _timed(cli + ["-o", str(work / f"map-{backend}"), "--backend", backend], other)
@@ -241,6 +246,8 @@ def main() -> None:
     for name in ("acceptance", "sweep"):
         sub = modes.add_parser(name)
         sub.add_argument("--ag-news", default=str(AG_NEWS), help="AG News test.csv (research-only; read in place)")
+        sub.add_argument("--max-tokens", type=int, default=None,
+                         help="tokens embedded per document (default: the model's window, 256)")
     modes.choices["sweep"].add_argument("--seeds", default="0,1,2")
     modes.choices["sweep"].add_argument("--neighbors", default="15,30,50")
     modes.choices["sweep"].add_argument("--epochs", default="200", help="comma list; 'auto' = umap-learn's rule")
@@ -248,6 +255,8 @@ def main() -> None:
     sub = modes.add_parser("bertopic")
     sub.add_argument("--n", type=int, default=10_000)
     sub.add_argument("--cold", action="store_true", help="also time a first run with an empty cache (ONNX export, JIT)")
+    sub.add_argument("--also-max-tokens", action="append", type=int, default=[], metavar="N",
+                     help="also time an uncached run embedding N tokens per post (default: the model's 256)")
     sub.add_argument("--also-backend", action="append", default=[], metavar="B",
                      help="also time an uncached run embedding with this backend (e.g. openvino-int8)")
     args = parser.parse_args()

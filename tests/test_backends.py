@@ -120,3 +120,39 @@ def test_gptq_rounding_beats_nearest_rounding_on_its_inputs():
     err_gptq = np.linalg.norm(x @ (q * scale) - x @ w)
     err_nearest = np.linalg.norm(x @ nearest - x @ w)
     assert err_gptq < err_nearest
+
+
+def test_max_tokens_cuts_every_backend_to_the_same_window(torch_encoder, sentences):
+    """``max_tokens`` truncates on the fast path and on torch alike, and is part of the identity."""
+    from embedspace.cache import namespace_of
+
+    long_text = " ".join(sentences[:30])
+    longer = long_text + " " + " ".join(sentences[30:60])  # the same first 16 tokens
+    onnx16 = load_encoder(backend="onnx", max_tokens=16)
+    torch16 = load_encoder(backend="torch", max_tokens=16)
+    a, b = onnx16.encode([long_text, longer])
+    assert np.array_equal(a, b)
+    assert np.abs(torch16.encode([long_text])[0] - a).max() <= 1e-4
+    assert np.abs(torch_encoder.encode([long_text])[0] - a).max() > 1e-2  # the 256-token window differs
+    assert onnx16.identity.max_seq_length == 16
+    assert namespace_of(onnx16.identity) != namespace_of(load_encoder(backend="onnx").identity)
+
+
+@pytest.mark.parametrize("bad", [0, 1, 513])
+def test_max_tokens_outside_the_models_limits_is_refused(bad):
+    from embedspace.errors import InputError
+
+    with pytest.raises(InputError, match="max tokens"):
+        load_encoder(max_tokens=bad)
+
+
+def test_cli_embed_max_tokens(cli, tmp_path):
+    (tmp_path / "docs.txt").write_text("a first document about graphics cards\na second one about baseball\n")
+    status, _, err = cli("embed", tmp_path / "docs.txt", "-o", tmp_path / "set", "--max-tokens", "8", "--quiet")
+    assert status == 0, err
+    from embedspace import EmbeddingSet
+
+    assert EmbeddingSet.load(tmp_path / "set").model.max_seq_length == 8
+    status, _, err = cli("embed", tmp_path / "docs.txt", "-o", tmp_path / "other", "--max-tokens", "9999")
+    assert status == 2 and err.startswith("error: ") and "max tokens" in err and err.count("\n") == 1
+    assert not (tmp_path / "other").exists()

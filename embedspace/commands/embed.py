@@ -32,6 +32,8 @@ def register(subparsers) -> None:
     parser.add_argument("--model", default=None, help="sentence-transformers model folder or cached name (default: all-MiniLM-L6-v2)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (default: auto = fastest accurate one here)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
+    parser.add_argument("--max-tokens", type=positive_int, default=None, metavar="N",
+                        help="tokens kept per text, longer texts are cut (default: the model's window, 256 for the default model)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="storage type of the vectors")
     parser.add_argument("--engine", default="local", choices=("local", "ray"), help="local process (default) or a Ray cluster")
     parser.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray cluster to join (default with --engine ray: start a local one)")
@@ -50,6 +52,7 @@ def run(args) -> int:
         model=args.model,
         backend=args.backend,
         batch_size=args.batch_size,
+        max_tokens=args.max_tokens,
         dtype=args.dtype,
         overwrite=args.overwrite,
         strict=args.strict,
