@@ -319,7 +319,8 @@ def map_collection(space, *, seed: int = 0, min_cluster_size="auto", k: int | No
     return mapper.fit(space).space_
 
 
-def make_mapper(space, *, sample_size: int | None = None, engine: str = "local", address: str | None = None, **params):
+def make_mapper(space, *, sample_size: int | None = None, engine: str = "local", address: str | None = None,
+                workers: int | None = None, **params):
     """The estimator that maps ``space``: :class:`CollectionMapper` for a collection up to
     ``sample_size`` rows on the local engine, else :class:`embedspace.mapping_large.SampledMapper`.
 
@@ -330,6 +331,8 @@ def make_mapper(space, *, sample_size: int | None = None, engine: str = "local",
         Default ``mapping_large.SAMPLE_SIZE`` (50,000).
     engine : {"local", "ray"}, default="local"
     address : str, optional
+    workers : int, optional
+        Parallel placement tasks on Ray (default: the cluster's CPUs); needs ``engine="ray"``.
     **params
         :class:`CollectionMapper` parameters.
 
@@ -341,10 +344,12 @@ def make_mapper(space, *, sample_size: int | None = None, engine: str = "local",
     from .mapping_large import SAMPLE_SIZE, SampledMapper
 
     sample_size = SAMPLE_SIZE if sample_size is None else sample_size
+    if workers is not None and engine != "ray":
+        raise InputError("a Ray worker count needs engine='ray'")
     if engine == "local" and address is None and hasattr(space, "__len__") and not isinstance(sample_size, bool) \
             and isinstance(sample_size, (int, np.integer)) and len(space) <= sample_size:
         return CollectionMapper(**params)
-    return SampledMapper(sample_size=sample_size, engine=engine, address=address, **params)
+    return SampledMapper(sample_size=sample_size, engine=engine, address=address, workers=workers, **params)
 
 
 def clustering_stability(space, seeds=(0, 1, 2, 3, 4), *, progress: bool | None = None, **params) -> dict:

@@ -237,7 +237,7 @@ def test_cli_map_samples_large_sets_and_places_the_rest_on_ray(ray_cluster, news
     summary = json.loads(out)
     assert summary["n"] == 1500 and "fitted on 500 rows, 1000 placed" in summary["method"]
     assert summary["ari"] >= 0.5  # the six groups, from a map fitted on a third of the posts
-    status, out, err = cli("map", *common, "-o", tmp_path / "ray", "--engine", "ray")
+    status, out, err = cli("map", *common, "-o", tmp_path / "ray", "--engine", "ray", "--ray-workers", "1")
     assert status == 0, err
     local = pd.read_parquet(tmp_path / "local" / "documents.parquet")
     remote = pd.read_parquet(tmp_path / "ray" / "documents.parquet")
@@ -261,7 +261,9 @@ def test_cli_map_samples_large_sets_and_places_the_rest_on_ray(ray_cluster, news
         (["--sample-size", "0"], "--sample-size"),
         (["--sample-size", "many"], "--sample-size"),
         (["--engine", "spark"], "--engine: invalid choice"),
-        (["--ray-address", "127.0.0.1:1"], "--ray-address needs --engine ray"),
+        (["--ray-address", "127.0.0.1:1"], "--ray-address and --ray-workers need --engine ray"),
+        (["--ray-workers", "2"], "--ray-address and --ray-workers need --engine ray"),
+        (["--ray-workers", "0"], "--ray-workers"),
     ):
         status, _, err = cli("map", tmp_path / "part.set", "-o", tmp_path / "refused", *argv)
         assert status == 2 and err.startswith("error:") and message in err and err.count("\n") == 1, (argv, err)

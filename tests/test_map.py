@@ -241,3 +241,17 @@ def test_demo_never_replaces_a_folder_it_did_not_write(small_space, tmp_path):
         run_demo(tmp_path / "demo", space=small_space)
     assert (tmp_path / "demo" / "map" / "mine.txt").read_text() == "my own map"
     assert not (tmp_path / "demo" / "space").exists()
+
+
+def test_cli_map_max_tokens_sets_the_window_for_text_and_is_refused_for_a_set(small_space, tmp_path, cli):
+    """Text is embedded with the model's window (or --max-tokens); a set keeps its own vectors."""
+    small_space.table[["text", "label"]].head(40).to_csv(tmp_path / "docs.csv", index=False)
+    for extra, window in (([], 256), (["--max-tokens", "32"], 32)):
+        out = tmp_path / f"m{window}"
+        status, _, err = cli("map", tmp_path / "docs.csv", "-o", out, "--quiet", *extra)
+        assert status == 0, err
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["model"]["max_seq_length"] == window
+    small_space.save(tmp_path / "set")
+    status, _, err = cli("map", tmp_path / "set", "-o", tmp_path / "m", "--max-tokens", "64")
+    assert status == 2 and err.startswith("error: ") and "already embedded" in err
