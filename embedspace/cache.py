@@ -119,6 +119,12 @@ def namespace_of(identity) -> str:
         str(identity.dim),
         str(identity.max_seq_length),
     ]
+    from .encoders import PADDING_SENSITIVE
+
+    if identity.backend in PADDING_SENSITIVE:
+        # vectors since per-text padding widths (batch-independent); older entries, which
+        # depended on the batch's padding by up to 3e-4, are never mixed with them
+        parts.append("padding=per-text")
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
 
 

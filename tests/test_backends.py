@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from embedspace.encoders import BACKENDS, load_encoder
+from embedspace.encoders import BACKENDS, PADDING_SENSITIVE, load_encoder
 
 FAST = [b for b in BACKENDS if b not in ("auto", "torch")]
 EXACT = ("onnx", "openvino")
@@ -156,3 +156,20 @@ def test_cli_embed_max_tokens(cli, tmp_path):
     status, _, err = cli("embed", tmp_path / "docs.txt", "-o", tmp_path / "other", "--max-tokens", "9999")
     assert status == 2 and err.startswith("error: ") and "max tokens" in err and err.count("\n") == 1
     assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("backend", sorted(PADDING_SENSITIVE))
+def test_a_texts_vector_does_not_depend_on_its_batch(backend, fast_encoders, sentences):
+    """Quantised backends pad each text to a width of its own, so neighbours in a batch change nothing."""
+    encoder = fast_encoders[backend]
+    texts = sentences[:40]
+    alone = np.stack([encoder.encode([text])[0] for text in texts[:8]])
+    long_post = " ".join(sentences[100:160])  # pads every other batch in the old scheme to 256 tokens
+    mixed = encoder.encode([long_post, *texts, "ok."])[1:9]
+    assert np.array_equal(alone, mixed)
+
+
+def test_padded_width_rounds_up_by_length():
+    from embedspace.encoders import padded_width
+
+    assert padded_width(np.array([1, 4, 5, 64, 65, 129, 250, 256]), 256).tolist() == [4, 4, 8, 64, 72, 144, 256, 256]
