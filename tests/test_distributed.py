@@ -40,3 +40,16 @@ def test_ray_bad_input_is_one_error_line(ray_cluster, cli, tmp_path):
     status, _, err = cli("embed", tmp_path / "cols.csv", "-o", tmp_path / "o", "--engine", "ray")
     assert status == 2 and err.strip().startswith("error:") and "columns: 'title', 'body'" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_ray_embed_honours_max_tokens(ray_cluster, cli, tmp_path, sentences):
+    """--max-tokens reaches the encoder actors: the Ray set equals the local one cut to the same window."""
+    long_texts = [" ".join(sentences[i:i + 12]) for i in range(0, 240, 12)]
+    pd.DataFrame({"text": long_texts}).to_csv(tmp_path / "long.csv", index=False)
+    for engine in ("local", "ray"):
+        status, _, err = cli("embed", tmp_path / "long.csv", "-o", tmp_path / engine, "--engine", engine,
+                             "--max-tokens", "16", "--no-cache", "--quiet")
+        assert status == 0, err
+    local, remote = EmbeddingSet.load(tmp_path / "local"), EmbeddingSet.load(tmp_path / "ray")
+    assert local.model.max_seq_length == remote.model.max_seq_length == 16
+    assert np.abs(remote.vectors - local.vectors).max() <= 1e-4
