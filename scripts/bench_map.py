@@ -213,14 +213,12 @@ def bertopic(args) -> None:
             results["bertopic_defaults"] = dict(timing, **json.loads(out.strip().splitlines()[-1]))
             timing, out = _timed(cli + ["-o", str(work / "map2")], env)
             results["embedspace_cached"] = dict(timing, **_pick(json.loads(out)))
-            for window in args.also_max_tokens:
-                other = dict(base_env, EMBEDSPACE_CACHE_DIR=str(_fresh_cache(work, f"cache-{window}", user_cache)))
-                timing, out = _timed(cli + ["-o", str(work / f"map-{window}"), "--max-tokens", str(window)], other)
-                results[f"embedspace_uncached_max_tokens_{window}"] = dict(timing, **_pick(json.loads(out)))
-            for backend in args.also_backend:
-                other = dict(base_env, EMBEDSPACE_CACHE_DIR=str(_fresh_cache(work, f"cache-{backend}", user_cache)))
-                timing, out = _timed(cli + ["-o", str(work / f"map-{backend}"), "--backend", backend], other)
-                results[f"embedspace_uncached_{backend}"] = dict(timing, **_pick(json.loads(out)))
+            variants = [(f"max_tokens_{w}", ["--max-tokens", str(w)]) for w in args.also_max_tokens]
+            variants += [(backend, ["--backend", backend]) for backend in args.also_backend]
+            for name, extra in variants:  # each uncached, in a fresh cache of its own
+                other = dict(base_env, EMBEDSPACE_CACHE_DIR=str(_fresh_cache(work, f"cache-{name}", user_cache)))
+                timing, out = _timed(cli + ["-o", str(work / f"map-{name}"), *extra], other)
+                results[f"embedspace_uncached_{name}"] = dict(timing, **_pick(json.loads(out)))
             if args.cold:
                 cold = work / "cold-cache"
                 cold.mkdir()
@@ -256,7 +254,7 @@ def main() -> None:
     sub.add_argument("--n", type=int, default=10_000)
     sub.add_argument("--cold", action="store_true", help="also time a first run with an empty cache (ONNX export, JIT)")
     sub.add_argument("--also-max-tokens", action="append", type=int, default=[], metavar="N",
-                     help="also time an uncached run embedding N tokens per post (default: the model's 256)")
+                     help="also time an uncached run embedding N tokens per post (the map embeds 256 by default)")
     sub.add_argument("--also-backend", action="append", default=[], metavar="B",
                      help="also time an uncached run embedding with this backend (e.g. openvino-int8)")
     args = parser.parse_args()
