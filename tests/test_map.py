@@ -255,3 +255,11 @@ def test_cli_map_max_tokens_sets_the_window_for_text_and_is_refused_for_a_set(sm
     small_space.save(tmp_path / "set")
     status, _, err = cli("map", tmp_path / "set", "-o", tmp_path / "m", "--max-tokens", "64")
     assert status == 2 and err.startswith("error: ") and "already embedded" in err
+
+
+def test_make_mapper_refuses_a_ray_worker_count_without_ray(small_space):
+    from embedspace.errors import InputError
+    from embedspace.mapping import make_mapper
+
+    with pytest.raises(InputError, match="needs engine='ray'"):
+        make_mapper(small_space, workers=2)
