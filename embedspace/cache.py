@@ -109,6 +109,36 @@ def _create_or_migrate(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(_SCHEMA_VERSION),))
 
 
+def _open_database(path: Path, *, patience: float = 120.0) -> sqlite3.Connection:
+    """Connect, switch to WAL and create or migrate the schema, waiting out other processes.
+
+    Two processes opening a new cache at the same moment race to set its journal mode:
+    SQLite answers the loser "database is locked" at once, without its busy timeout
+    (17 of 40 simultaneous pairs here). Setting up is idempotent, so it is retried with a
+    short random pause until ``patience`` seconds have passed.
+    """
+    import random
+    import time
+
+    deadline = time.monotonic() + patience
+    while True:
+        conn = sqlite3.connect(str(path), timeout=patience, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA page_size={_PAGE_SIZE}")  # only takes effect on a new database
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            _create_or_migrate(conn, path)
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.02, 0.2))
+        except BaseException:
+            conn.close()
+            raise
+
+
 def namespace_of(identity) -> str:
     """Hash of everything about an encoder that changes its vectors."""
     parts = [
@@ -156,11 +186,7 @@ class EmbeddingCache:
         if self._conn is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(str(self.path), timeout=120.0, isolation_level=None)
-                conn.execute(f"PRAGMA page_size={_PAGE_SIZE}")  # only takes effect on a new database
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                _create_or_migrate(conn, self.path)
+                conn = _open_database(self.path)
             except sqlite3.DatabaseError as exc:
                 raise InputError(
                     f"embedding cache {self.path} is unusable ({exc}); run 'embedspace cache clear'"

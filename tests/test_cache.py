@@ -66,3 +66,30 @@ def test_a_cache_from_a_newer_embedspace_is_refused(tmp_path):
         conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
     with pytest.raises(InputError, match="upgrade"):
         EmbeddingCache(path).get(IDENTITY, ["x"])
+
+
+_OPEN_AT = """
+import sys, time
+from embedspace.cache import EmbeddingCache
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+EmbeddingCache(sys.argv[1])._connect()
+"""
+
+
+def test_two_processes_opening_a_new_cache_at_the_same_moment_both_succeed(tmp_path):
+    """Setting WAL on a new database races: the loser got 'database is locked' at once (17 of 40 pairs)."""
+    import subprocess
+    import sys
+    import time
+
+    for attempt in range(8):
+        path = tmp_path / str(attempt) / "embeddings.sqlite"
+        path.parent.mkdir()
+        start = str(time.time() + 1.0)  # both past their imports, then open together
+        procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AT, str(path), start],
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
