@@ -118,6 +118,35 @@ def test_knn_graph_puts_each_row_first_even_with_duplicates():
         knn_graph(X[:1], k=5)
 
 
+def test_exact_knn_graph_is_the_same_on_any_number_of_threads():
+    """FAISS's float32 scores vary with its thread count; the graph must not (UMAP is chaotic)."""
+    import faiss
+
+    from embedspace.neighbors import knn_graph
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(20, 384))
+    X = (centres[rng.integers(0, 20, 3000)] + 0.8 * rng.normal(size=(3000, 384))).astype(np.float32)
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    before = faiss.omp_get_max_threads()
+    try:
+        graphs = []
+        for threads in (1, 2):
+            faiss.omp_set_num_threads(threads)
+            graphs.append(knn_graph(X, k=15, exact=True))
+    finally:
+        faiss.omp_set_num_threads(before)
+    assert (graphs[0].indices == graphs[1].indices).all() and (graphs[0].distances == graphs[1].distances).all()
+    # ...and it is the float64 answer, ties by row number.
+    u64 = unit.astype(np.float64)
+    scores = u64 @ u64.T
+    expected = np.lexsort((np.broadcast_to(np.arange(3000), scores.shape), -scores), axis=-1)[:, :15]
+    assert (graphs[0].indices == expected).all()
+    want = np.maximum.accumulate(np.clip(1 - np.take_along_axis(scores, expected, 1).astype(np.float32), 0, 2), axis=1)
+    want[:, 0] = 0
+    np.testing.assert_array_equal(graphs[0].distances, want)
+
+
 def test_reducers_shapes_and_determinism():
     from embedspace.reduction import PCAReducer, TSNEReducer, UMAPReducer, reduce
 
