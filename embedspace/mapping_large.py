@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .neighbors import rescore_neighbours
 
 __all__ = ["SampledMapper", "map_sampled", "place_rows", "PlacementState", "SAMPLE_SIZE", "BATCH_ROWS"]
 
@@ -191,7 +192,7 @@ def place_rows(state: PlacementState, vectors) -> dict:
         _, found = index.search(unit, min(state.n_neighbors + _SPARE, len(state.sample_vectors)))
     finally:
         faiss.omp_set_num_threads(before)
-    indices, similarities = _exact_neighbours(unit, found, state.sample_vectors, state.n_neighbors)
+    indices, similarities = rescore_neighbours(unit, state.sample_vectors, found, state.n_neighbors)
     distances = np.ascontiguousarray(np.clip(1.0 - similarities, 0.0, 2.0), dtype=np.float32)
     distances[indices < 0] = 2.0  # HNSW found fewer than k: the slot is skipped below
     sigmas, rhos = smooth_knn_dist(distances, float(state.n_neighbors), local_connectivity=0.0)
@@ -224,29 +225,6 @@ def place_rows(state: PlacementState, vectors) -> dict:
         "probability": probability,
         "outlier_score": outlier,
     }
-
-
-def _exact_neighbours(unit, found, sample, k):
-    """The k best of the candidates FAISS found, rescored exactly, each row on its own.
-
-    FAISS scores a batch of queries with one matrix product, whose rounding depends on
-    the batch; UMAP seeds each row's random stream from the bits of its starting position,
-    so a last-bit difference would move the row elsewhere. Products of float32 numbers are
-    exact in float64 and each row's sum has a fixed order, so a row's neighbours and
-    distances — and hence its place — do not depend on the batch it is in.
-
-    Returns
-    -------
-    indices : ndarray of shape (m, k), int64 (-1 where fewer were found)
-    similarities : ndarray of shape (m, k), float64
-    """
-    valid = found >= 0
-    vectors = sample[np.maximum(found, 0)].astype(np.float64)  # (m, k + spare, d)
-    scores = (unit.astype(np.float64)[:, None, :] * vectors).sum(axis=2)
-    scores = np.where(valid, scores, -np.inf)
-    order = np.lexsort((np.where(valid, found, np.iinfo(np.int64).max), -scores), axis=1)[:, :k]
-    indices = np.take_along_axis(np.where(valid, found, -1), order, axis=1).astype(np.int64)
-    return np.ascontiguousarray(indices), np.take_along_axis(scores, order, axis=1)
 
 
 def _clusters(state: PlacementState, positions: np.ndarray):

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["KNNGraph", "knn_graph", "EXACT_MAX_ROWS"]
+__all__ = ["KNNGraph", "knn_graph", "rescore_neighbours", "EXACT_MAX_ROWS"]
 
 # Above this many rows the graph comes from an HNSW index instead of brute force. A flat
 # search costs n^2 * d multiply-adds: 20,000 x 20,000 x 384 is ~1.5e11, a few seconds
@@ -125,43 +125,50 @@ def _search_exact(unit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     index = faiss.IndexFlatIP(unit.shape[1])
     index.add(unit)
     _, candidates = index.search(unit, min(unit.shape[0], k + _RERANK_MARGIN))
-    return _rerank(unit, candidates, k)
+    indices, similarities = rescore_neighbours(unit, unit, candidates, k)
+    return indices, similarities.astype(np.float32)
 
 
-def _rerank(unit: np.ndarray, candidates: np.ndarray, k: int, block: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Keep each row's ``k`` best candidates by a float64 cosine, ties broken by row number.
+def rescore_neighbours(queries: np.ndarray, base: np.ndarray, found: np.ndarray, k: int,
+                       block: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Keep each query's ``k`` best candidates by a float64 cosine, ties broken by row number.
 
-    FAISS's float32 scores depend on how its BLAS splits the work, that is on the number
-    of threads; near-ties then trade places and UMAP, being chaotic, lands elsewhere (on
-    20 Newsgroups, 1.8% of the cluster labels differed between 1 and 2 threads). Scores
-    recomputed here in float64, in a fixed order, and a total order (score, then row)
-    give the same graph on any number of threads.
+    FAISS scores queries with float32 matrix products whose rounding depends on the batch
+    a query is in and on the number of threads; near-ties then trade places and UMAP,
+    being chaotic, lands elsewhere (on 20 Newsgroups, 1.8% of the cluster labels differed
+    between 1 and 2 threads). Products of float32 numbers are exact in float64 and each
+    row's sum has a fixed order, so with a total order (score, then row) a query's
+    neighbours and scores depend neither on its batch nor on the thread count.
 
     Parameters
     ----------
-    unit : ndarray of shape (n, d), float32
-        Unit-length rows.
-    candidates : ndarray of shape (n, w), w >= k
-        Row numbers from the search (-1 for none).
+    queries : ndarray of shape (m, d), float32
+        Unit-length query rows.
+    base : ndarray of shape (n, d), float32
+        Unit-length rows the candidates point into.
+    found : ndarray of shape (m, w), w >= k
+        Candidate row numbers from a search (-1 for none).
     k : int
 
     Returns
     -------
-    indices : ndarray of shape (n, k), int64
-    similarities : ndarray of shape (n, k), float32
+    indices : ndarray of shape (m, k), int64
+        -1 where fewer than ``k`` were found.
+    similarities : ndarray of shape (m, k), float64
+        -inf where fewer than ``k`` were found.
     """
-    n = candidates.shape[0]
-    indices = np.empty((n, k), dtype=np.int64)
-    similarities = np.empty((n, k), dtype=np.float32)
-    for start in range(0, n, block):
-        rows = slice(start, min(start + block, n))
-        found = np.asarray(candidates[rows], dtype=np.int64)
-        valid = found >= 0
-        others = unit[np.where(valid, found, 0)].astype(np.float64)  # (b, w, d)
-        scores = (others * unit[rows].astype(np.float64)[:, None, :]).sum(axis=-1)
+    m = found.shape[0]
+    indices = np.empty((m, k), dtype=np.int64)
+    similarities = np.empty((m, k), dtype=np.float64)
+    for start in range(0, m, block):
+        rows = slice(start, min(start + block, m))
+        candidates = np.asarray(found[rows], dtype=np.int64)
+        valid = candidates >= 0
+        others = base[np.where(valid, candidates, 0)].astype(np.float64)  # (b, w, d)
+        scores = (others * np.asarray(queries[rows], dtype=np.float64)[:, None, :]).sum(axis=-1)
         scores = np.where(valid, scores, -np.inf)
-        order = np.lexsort((np.where(valid, found, np.iinfo(np.int64).max), -scores), axis=-1)[:, :k]
-        indices[rows] = np.take_along_axis(np.where(valid, found, -1), order, axis=1)
+        order = np.lexsort((np.where(valid, candidates, np.iinfo(np.int64).max), -scores), axis=-1)[:, :k]
+        indices[rows] = np.take_along_axis(np.where(valid, candidates, -1), order, axis=1)
         similarities[rows] = np.take_along_axis(scores, order, axis=1)
     return indices, similarities
 
