@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from .config import VAEConfig
+from .recurrence import bidirectional_final_states, gru_layer
 from .vocab import BOS, EOS, PAD, UNK
 
 __all__ = ["SentenceVAE", "Batch", "make_batch", "gaussian_kl", "log_normal"]
@@ -140,8 +141,11 @@ class SentenceVAE(nn.Module):
         """
         if self.config.encoder == "gru":
             embedded = self.dropout(self.embedding(batch.targets))  # (B, T, E)
-            packed = pack_padded_sequence(embedded, batch.lengths.cpu(), batch_first=True, enforce_sorted=False)
-            _, final = self.encoder_rnn(packed)  # (2, B, He)
+            if torch.is_grad_enabled():  # training: one autograd node for the recurrence
+                final = bidirectional_final_states(self.encoder_rnn, embedded, batch.lengths)  # (2, B, He)
+            else:
+                packed = pack_padded_sequence(embedded, batch.lengths.cpu(), batch_first=True, enforce_sorted=False)
+                _, final = self.encoder_rnn(packed)
             features = torch.cat([final[0], final[1]], dim=-1)
         elif self.config.encoder == "embedding":
             if batch.vectors is None:
@@ -184,7 +188,11 @@ class SentenceVAE(nn.Module):
             embedded = torch.cat([embedded, z.unsqueeze(1).expand(-1, inputs.shape[1], -1)], dim=-1)
         if state is None:
             state = self.initial_state(z, inputs.shape[0])
-        outputs, state = self.decoder_rnn(embedded, state)
+        if torch.is_grad_enabled():
+            outputs = gru_layer(self.decoder_rnn, embedded, state)
+            state = outputs[:, -1].unsqueeze(0)
+        else:
+            outputs, state = self.decoder_rnn(embedded, state)
         return self.dropout(outputs), state
 
     def target_log_probs(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
