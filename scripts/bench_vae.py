@@ -75,11 +75,12 @@ def run_one(kind: str, args) -> dict:
         embed_dim=args.embed_dim, hidden_dim=args.hidden_dim, encoder_hidden_dim=args.encoder_hidden_dim,
         latent_dim=_latent_dim(kind, args), dropout=args.dropout, tokenizer="whitespace", lowercase=False,
         min_count=1, max_vocab=20000, max_length=args.max_length,
+        bow_weight=args.embedding_bow_weight if kind == "embedding" else 0.0,
     )
     minutes = args.embedding_minutes if kind == "embedding" else args.minutes
     train_config = V.TrainConfig(
         epochs=1000, max_minutes=minutes, clock=args.clock, batch_size=args.batch_size, learning_rate=args.lr,
-        word_dropout=args.word_dropout if kind != "embedding" else 0.0,
+        word_dropout=args.word_dropout if kind != "embedding" else args.embedding_word_dropout,
         free_bits=args.free_bits if kind != "embedding" else args.embedding_free_bits, kl_cycle_epochs=args.cycle_epochs,
         seed=args.seed, threads=args.threads,
     )
@@ -95,6 +96,7 @@ def run_one(kind: str, args) -> dict:
                   overwrite=True, progress=False, stop=lambda: time.time() > wall_deadline)
     train_seconds = time.time() - started
     samples = args.samples if kind != "embedding" else args.embedding_samples
+    torch.set_num_threads(args.eval_threads or args.threads)
     started = time.time()
     figures = vae.evaluate(test, samples=samples, progress=False)
     figures.update(kind=kind, train_minutes=round(train_seconds / 60, 1), eval_minutes=round((time.time() - started) / 60, 1),
@@ -146,6 +148,8 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=500, help="importance samples K for IW-NLL")
     parser.add_argument("--embedding-samples", type=int, default=50, help="K for the embedding-encoder VAE")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--eval-threads", type=int, default=0,
+                        help="torch threads for the test-set evaluation (0: as --threads; the LM finishes its own in seconds)")
     parser.add_argument("--embed-dim", type=int, default=256)
     parser.add_argument("--hidden-dim", type=int, default=512)
     parser.add_argument("--encoder-hidden-dim", type=int, default=256)
@@ -158,6 +162,9 @@ def main(argv=None) -> int:
     parser.add_argument("--embedding-train-sentences", type=int, default=0, help="train the embedding-encoder VAE on N training sentences only (0: all)")
     parser.add_argument("--embedding-train-skip", type=int, default=0, help="...after skipping the first M")
     parser.add_argument("--embedding-free-bits", type=float, default=2.0, help="free bits per dimension of the embedding-encoder VAE")
+    parser.add_argument("--embedding-word-dropout", type=float, default=0.0, help="word dropout of the embedding-encoder VAE")
+    parser.add_argument("--embedding-bow-weight", type=float, default=0.0,
+                        help="weight of the bag-of-words loss of the embedding-encoder VAE (Zhao et al. 2017)")
     parser.add_argument("--cycle-epochs", type=float, default=2.0)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)

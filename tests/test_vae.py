@@ -67,6 +67,36 @@ def test_a_tiny_vae_lowers_its_loss_in_a_few_steps(corpus):
         assert float(loss()) < 0.8 * before
 
 
+def test_bag_of_words_loss_makes_z_predict_the_words(corpus, tmp_path):
+    from embedspace.vae.model import SentenceVAE, make_batch
+
+    vocab = Vocabulary.build(corpus, min_count=1)
+    torch.manual_seed(0)
+    model = SentenceVAE(TINY.replace(vocab_size=len(vocab), bow_weight=1.0))
+    batch = make_batch([vocab.encode(t) for t in corpus[:64]])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    with torch.no_grad():
+        before = float(model(batch, sample=False)["bow"].mean())
+    for _ in range(20):
+        optimizer.zero_grad()
+        model(batch, sample=False)["bow"].mean().backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = model(batch, sample=False)["bow"]  # (B,) nats over each sentence's words
+    assert after.shape == (64,) and float(after.mean()) < 0.8 * before
+    model.eval()
+    with torch.no_grad():
+        assert "bow" not in model(batch)  # not part of the reported ELBO
+
+    vae = es.vae.train(corpus, tmp_path / "bow.vae", config=TINY.replace(bow_weight=1.0), train_config=FAST, epochs=1, progress=False)
+    loaded = es.vae.load(tmp_path / "bow.vae")
+    assert loaded.config.bow_weight == 1.0
+    small = vae.batch_of(corpus[:2])
+    with torch.no_grad():
+        assert torch.equal(vae.model.logits(torch.zeros(2, 8), small), loaded.model.logits(torch.zeros(2, 8), small))
+
+
 def test_training_writes_a_loadable_vae_with_identical_logits(tiny_vae):
     vae, path = tiny_vae
     assert (path / "weights.safetensors").is_file() and (path / "vocab.json").is_file()

@@ -61,6 +61,10 @@ class VAEConfig:
         Identity of the sentence encoder (``ModelIdentity.to_dict()``) for ``encoder="embedding"``.
     sentence_dim : int, default=0
         Its vector size.
+    bow_weight : float, default=0
+        Weight of an auxiliary bag-of-words loss (Zhao et al. 2017): a linear head predicts
+        every word of the sentence from z, which makes z carry the sentence's words. Used
+        in training only; it is not part of the ELBO that is reported. 0: no head.
     """
 
     encoder: str = "gru"
@@ -78,6 +82,7 @@ class VAEConfig:
     max_vocab: int = 20000
     sentence_model: dict | None = None
     sentence_dim: int = 0
+    bow_weight: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "softmax_cutoffs", tuple(int(c) for c in self.softmax_cutoffs))
@@ -90,6 +95,8 @@ class VAEConfig:
             _positive(name, getattr(self, name))
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.bow_weight >= 0.0:
+            raise InputError(f"bow_weight must be >= 0, got {self.bow_weight}")
         return self
 
     @property

@@ -124,6 +124,8 @@ class SentenceVAE(nn.Module):
         if c.has_latent:
             self.posterior = nn.Linear(2 * c.encoder_hidden_dim, 2 * latent)
             self.latent_to_hidden = nn.Linear(latent, c.hidden_dim)
+            if c.bow_weight > 0:
+                self.bag_of_words = nn.Linear(latent, c.vocab_size)
         self.decoder_rnn = nn.GRU(c.embed_dim + latent, c.hidden_dim, batch_first=True)
         self.dropout = nn.Dropout(c.dropout)
         if c.softmax_cutoffs:
@@ -243,7 +245,9 @@ class SentenceVAE(nn.Module):
         dict with
             ``rec`` : (B,) reconstruction NLL, -log p(x|z) with z ~ q(z|x) (or z = mu);
             ``kl`` : (B, L) KL(q(z|x) || p(z)) per dimension (empty for a language model);
-            ``mu``, ``logvar`` : (B, L).
+            ``mu``, ``logvar`` : (B, L);
+            ``bow`` : (B,) in training with ``config.bow_weight > 0``: -sum of log p(w | z)
+            over the sentence's words under the bag-of-words head.
         """
         if not self.config.has_latent:
             rec = -self.log_likelihood(None, batch, word_dropout=word_dropout)
@@ -252,4 +256,9 @@ class SentenceVAE(nn.Module):
         mu, logvar = self.encode(batch)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample else mu
         rec = -self.log_likelihood(z, batch, word_dropout=word_dropout)
-        return {"rec": rec, "kl": gaussian_kl(mu, logvar), "mu": mu, "logvar": logvar}
+        terms = {"rec": rec, "kl": gaussian_kl(mu, logvar), "mu": mu, "logvar": logvar}
+        if self.training and self.config.bow_weight > 0:
+            words = batch.mask & (batch.targets != EOS)  # (B, T)
+            log_probs = torch.log_softmax(self.bag_of_words(z), dim=-1).gather(1, batch.targets)  # (B, T)
+            terms["bow"] = -(log_probs * words).sum(1)
+        return terms

@@ -281,6 +281,8 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
             kl_per_dim = terms["kl"].mean(0)  # (L,)
             kl_term = torch.clamp(kl_per_dim, min=train_config.free_bits).sum() if config.has_latent else 0.0
             loss = terms["rec"].mean() + beta * kl_term
+            if "bow" in terms:
+                loss = loss + config.bow_weight * terms["bow"].mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.clip_grad)
