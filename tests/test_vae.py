@@ -89,6 +89,12 @@ def test_bag_of_words_loss_makes_z_predict_the_words(corpus, tmp_path):
     with torch.no_grad():
         assert "bow" not in model(batch)  # not part of the reported ELBO
 
+    for bad in (-1.0, float("nan"), "1"):
+        with pytest.raises(es.InputError, match="bow_weight"):
+            TINY.replace(bow_weight=bad).validate()
+    with pytest.raises(es.InputError, match="language model"):
+        TINY.replace(encoder="none", bow_weight=1.0).validate()
+
     vae = es.vae.train(corpus, tmp_path / "bow.vae", config=TINY.replace(bow_weight=1.0), train_config=FAST, epochs=1, progress=False)
     loaded = es.vae.load(tmp_path / "bow.vae")
     assert loaded.config.bow_weight == 1.0

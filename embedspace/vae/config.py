@@ -64,7 +64,8 @@ class VAEConfig:
     bow_weight : float, default=0
         Weight of an auxiliary bag-of-words loss (Zhao et al. 2017): a linear head predicts
         every word of the sentence from z, which makes z carry the sentence's words. Used
-        in training only; it is not part of the ELBO that is reported. 0: no head.
+        in training only; it is not part of the ELBO that is reported. 0: no head. A
+        language model (``encoder="none"``) has no z and takes none.
     """
 
     encoder: str = "gru"
@@ -95,8 +96,10 @@ class VAEConfig:
             _positive(name, getattr(self, name))
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not self.bow_weight >= 0.0:
-            raise InputError(f"bow_weight must be >= 0, got {self.bow_weight}")
+        if not isinstance(self.bow_weight, (int, float)) or not self.bow_weight >= 0.0:
+            raise InputError(f"bow_weight must be a number >= 0, got {self.bow_weight!r}")
+        if self.bow_weight > 0 and not self.has_latent:
+            raise InputError("bow_weight needs a latent code: a language model (encoder='none') has none")
         return self
 
     @property
