@@ -42,7 +42,8 @@ Settings (one thread per model, PTB valid -ELBO):
 - Three attempts on that limit (validation -ELBO, against 106.73 above): both cores for the
   VAE alone (--sequential --threads 2 --clock wall, 29 epochs in 60 wall minutes) 106.65,
   the extra steps only widening the train/validation gap from 2.8 to 6.1 nats; dropout 0.4
-  with --final-phase 0.5 (50 CPU minutes) 106.95 (test IW-NLL 103.94, -ELBO 106.04), dropout 0.5 110.10 after 34 CPU minutes;
+  with --final-phase 0.5 (50 CPU minutes) 106.95 (test IW-NLL 103.94, -ELBO 106.04),
+  dropout 0.5 110.10 after 34 CPU minutes;
   output vectors of the adaptive softmax's head tied to the input embeddings (branch
   vae-tied-softmax) 124.8 after two epochs against 115.1 untied (119.2 with the scores
   scaled by 1/sqrt(E)).
