@@ -89,7 +89,7 @@ def test_bag_of_words_loss_makes_z_predict_the_words(corpus, tmp_path):
     with torch.no_grad():
         assert "bow" not in model(batch)  # not part of the reported ELBO
 
-    for bad in (-1.0, float("nan"), "1"):
+    for bad in (-1.0, float("nan"), float("inf"), "1", True):
         with pytest.raises(es.InputError, match="bow_weight"):
             TINY.replace(bow_weight=bad).validate()
     with pytest.raises(es.InputError, match="language model"):

@@ -96,8 +96,9 @@ class VAEConfig:
             _positive(name, getattr(self, name))
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not isinstance(self.bow_weight, (int, float)) or not self.bow_weight >= 0.0:
-            raise InputError(f"bow_weight must be a number >= 0, got {self.bow_weight!r}")
+        weight = self.bow_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight < float("inf"):
+            raise InputError(f"bow_weight must be a finite number >= 0, got {self.bow_weight!r}")
         if self.bow_weight > 0 and not self.has_latent:
             raise InputError("bow_weight needs a latent code: a language model (encoder='none') has none")
         return self
