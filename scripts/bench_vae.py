@@ -97,7 +97,8 @@ def run_one(kind: str, args) -> dict:
         epochs=1000, max_minutes=minutes, clock=args.clock, batch_size=args.batch_size, learning_rate=args.lr,
         word_dropout=args.word_dropout if kind != "embedding" else args.embedding_word_dropout,
         free_bits=args.free_bits if kind != "embedding" else args.embedding_free_bits, kl_cycle_epochs=args.cycle_epochs,
-        final_phase=args.final_phase,
+        final_phase=args.final_phase, weight_drop=args.weight_drop if kind != "embedding" else 0.0,
+        average_decay=args.average_decay if kind != "embedding" else 0.0,
         seed=args.seed, threads=args.threads,
     )
     encoder = {"vae": "gru", "lm": "none", "embedding": "embedding"}[kind]
@@ -184,6 +185,10 @@ def main(argv=None) -> int:
     parser.add_argument("--cycle-epochs", type=float, default=2.0)
     parser.add_argument("--final-phase", type=float, default=0.3,
                         help="share of the budget at the end with the KL weight at 1 and the learning rate falling to a tenth")
+    parser.add_argument("--weight-drop", type=float, default=0.0,
+                        help="DropConnect on the decoder's recurrent weights (vae and lm)")
+    parser.add_argument("--average-decay", type=float, default=0.0,
+                        help="score and keep an exponential moving average of the weights with this decay per step (vae and lm; 0: off)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--max-length", type=int, default=60)

@@ -193,6 +193,58 @@ def test_interrupted_training_resumes(corpus, tmp_path, monkeypatch):
     assert (tmp_path / "r.vae").is_dir() and not (tmp_path / ".r.vae.train").exists()
 
 
+def test_weight_average_follows_the_weights_with_a_short_window_at_first(corpus):
+    import importlib
+
+    from embedspace.vae.model import SentenceVAE
+
+    WeightAverage = importlib.import_module("embedspace.vae.train").WeightAverage  # es.vae.train is the function
+
+    torch.manual_seed(0)
+    model = SentenceVAE(TINY.replace(vocab_size=50))
+    average = WeightAverage(model, 0.99)
+    start = [p.detach().clone() for p in model.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    average.update(model)  # window (1 + 1) / (10 + 1): moves 9/11 of the way
+    for a, s in zip(average.model.parameters(), start):
+        assert torch.allclose(a, s + 9 / 11, atol=1e-6) and not a.requires_grad
+    for _ in range(2000):
+        average.update(model)
+    assert all(torch.allclose(a, s + 1.0, atol=1e-5) for a, s in zip(average.model.parameters(), start))
+
+
+def test_averaged_weights_with_weight_drop_train_resume_exactly_and_are_what_is_saved(corpus, tmp_path, monkeypatch):
+    import importlib
+
+    vt = importlib.import_module("embedspace.vae.train")
+    settings = FAST.replace(average_decay=0.95, weight_drop=0.3)
+    whole = vt.train(corpus[:200], tmp_path / "whole.vae", config=TINY, train_config=settings, epochs=2, seed=3, progress=False)
+    assert all(r["valid_elbo"] != r["valid_elbo_unaveraged"] for r in whole.history)
+    assert whole.history[-1]["valid_elbo"] < whole.history[0]["valid_elbo"]
+
+    calls = {"n": 0}
+    real = vt._validate
+
+    def failing(*args, **kwargs):  # dies in epoch 2's validation, after epoch 1's checkpoint
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(vt, "_validate", failing)
+    with pytest.raises(KeyboardInterrupt):
+        vt.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=settings, epochs=2, seed=3, progress=False)
+    monkeypatch.setattr(vt, "_validate", real)
+    resumed = vt.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=settings, epochs=2, seed=3,
+                           resume=True, progress=False)
+    saved = es.vae.load(tmp_path / "whole.vae")
+    for (name, a), b, c in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), saved.model.state_dict().values()):
+        assert torch.equal(a, b), name
+        assert torch.equal(a, c), name
+
+
 def test_cli_train_sample_reconstruct_interpolate_eval(cli, corpus, tmp_path):
     data = tmp_path / "s.txt"
     data.write_text("\n".join(corpus[:150]) + "\n", encoding="utf-8")

@@ -69,3 +69,29 @@ def test_gradcheck_of_the_recurrence():
         torch.randn(directions, 3 * hidden, dtype=torch.float64, requires_grad=True),
     )
     assert torch.autograd.gradcheck(gru_recurrence, args)
+
+
+def test_weight_drop_is_nn_gru_with_one_dropped_out_w_hh_for_the_whole_batch():
+    import copy
+
+    torch.manual_seed(0)
+    rnn = torch.nn.GRU(6, 5, batch_first=True).double()
+    inputs = torch.randn(4, 9, 6, dtype=torch.float64)
+    h0 = torch.randn(1, 4, 5, dtype=torch.float64)
+    weights = torch.randn(4, 9, 5, dtype=torch.float64)
+    torch.manual_seed(1)
+    got = gru_layer(rnn, inputs, h0, weight_drop=0.5)
+    (got * weights).sum().backward()
+    torch.manual_seed(1)  # the same draw: the mask gru_layer used
+    mask = torch.nn.functional.dropout(torch.ones_like(rnn.weight_hh_l0), 0.5, training=True)  # 0 or 2
+    assert 0 < int((mask == 0).sum()) < mask.numel()
+    reference = copy.deepcopy(rnn)
+    reference.zero_grad()
+    with torch.no_grad():
+        reference.weight_hh_l0.mul_(mask)
+    expected, _ = reference(inputs, h0)
+    (expected * weights).sum().backward()
+    assert torch.allclose(got, expected, atol=1e-12, rtol=0)
+    # d loss / d W_hh = mask * d loss / d (masked W_hh): dropped entries learn nothing this batch.
+    assert torch.allclose(rnn.weight_hh_l0.grad, mask * reference.weight_hh_l0.grad, atol=1e-12, rtol=0)
+    assert torch.equal(gru_layer(rnn, inputs, h0, weight_drop=0.0), gru_layer(rnn, inputs, h0))

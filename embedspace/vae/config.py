@@ -154,6 +154,14 @@ class TrainConfig:
     kl_ramp : float, default=0.5
         Fraction of each cycle during which the KL weight rises linearly from 0 to 1;
         it stays at 1 for the rest.
+    weight_drop : float, default=0.0
+        DropConnect on the decoder's recurrent weights (Merity et al. 2018): each entry of
+        ``W_hh`` is dropped with this probability, one mask per batch.
+    average_decay : float, default=0.0
+        Keep an exponential moving average of the weights with this decay per step (the
+        effective window is 1 / (1 - decay) steps, shorter at the start); validation, the
+        kept checkpoint and the saved model use the averaged weights (Polyak averaging,
+        as in the AWD-LSTM's averaged SGD). 0: no average.
     final_phase : float, default=0.3
         Share of the budget (time with ``max_minutes``, else epochs) at the end during which
         the KL weight stays at 1 and the learning rate falls linearly to a tenth: the model
@@ -175,6 +183,8 @@ class TrainConfig:
     free_bits: float = 0.25
     kl_cycle_epochs: float = 2.0
     kl_ramp: float = 0.5
+    weight_drop: float = 0.0
+    average_decay: float = 0.0
     final_phase: float = 0.3
     valid_fraction: float = 0.05
     seed: int = 0
@@ -195,6 +205,10 @@ class TrainConfig:
             raise InputError(f"free_bits must be >= 0, got {self.free_bits}")
         if not self.kl_cycle_epochs > 0 or not 0.0 < self.kl_ramp <= 1.0:
             raise InputError(f"kl_cycle_epochs must be > 0 and kl_ramp in (0, 1], got {self.kl_cycle_epochs}, {self.kl_ramp}")
+        if not 0.0 <= self.weight_drop < 1.0:
+            raise InputError(f"weight_drop must be in [0, 1), got {self.weight_drop}")
+        if not 0.0 <= self.average_decay < 1.0:
+            raise InputError(f"average_decay must be in [0, 1), got {self.average_decay}")
         if not 0.0 <= self.final_phase < 1.0:
             raise InputError(f"final_phase must be in [0, 1), got {self.final_phase}")
         if not 0.0 < self.valid_fraction < 1.0:

@@ -165,7 +165,7 @@ class SentenceVAE(nn.Module):
             return torch.zeros(1, batch_size, self.config.hidden_dim)
         return torch.tanh(self.latent_to_hidden(z)).unsqueeze(0)
 
-    def decoder_states(self, z, inputs: torch.Tensor, *, word_dropout: float = 0.0, state=None):
+    def decoder_states(self, z, inputs: torch.Tensor, *, word_dropout: float = 0.0, weight_drop: float = 0.0, state=None):
         """Run the decoder GRU over ``inputs``.
 
         Parameters
@@ -174,6 +174,8 @@ class SentenceVAE(nn.Module):
         inputs : LongTensor of shape (B, T)
         word_dropout : float, default=0
             In training, the probability of replacing an input word (not ``<s>``) by ``<unk>``.
+        weight_drop : float, default=0
+            In training, DropConnect on the decoder's recurrent weights (see :func:`gru_layer`).
         state : FloatTensor of shape (1, B, H), optional
             Continue from this state instead of the one z gives.
 
@@ -191,7 +193,7 @@ class SentenceVAE(nn.Module):
         if state is None:
             state = self.initial_state(z, inputs.shape[0])
         if torch.is_grad_enabled():
-            outputs = gru_layer(self.decoder_rnn, embedded, state)
+            outputs = gru_layer(self.decoder_rnn, embedded, state, weight_drop=weight_drop if self.training else 0.0)
             state = outputs[:, -1].unsqueeze(0)
         else:
             outputs, state = self.decoder_rnn(embedded, state)
@@ -226,9 +228,9 @@ class SentenceVAE(nn.Module):
             return self.output.log_prob(outputs)
         return torch.log_softmax(self.output(outputs), dim=-1)
 
-    def log_likelihood(self, z, batch: Batch, *, word_dropout: float = 0.0) -> torch.Tensor:
+    def log_likelihood(self, z, batch: Batch, *, word_dropout: float = 0.0, weight_drop: float = 0.0) -> torch.Tensor:
         """log p(x | z) per sentence (end token included), shape (B,)."""
-        outputs, _ = self.decoder_states(z, batch.inputs, word_dropout=word_dropout)
+        outputs, _ = self.decoder_states(z, batch.inputs, word_dropout=word_dropout, weight_drop=weight_drop)
         return self.target_log_probs(outputs, batch.targets).sum(dim=1)
 
     def logits(self, z, batch: Batch) -> torch.Tensor:
@@ -237,8 +239,8 @@ class SentenceVAE(nn.Module):
         return self.next_log_probs(outputs.reshape(-1, outputs.shape[-1])).reshape(*batch.inputs.shape, -1)
 
     # --- the training objective -----------------------------------------------------------
-    def forward(self, batch: Batch, *, word_dropout: float = 0.0, sample: bool = True) -> dict:
-        """One-sample ELBO terms.
+    def forward(self, batch: Batch, *, word_dropout: float = 0.0, weight_drop: float = 0.0, sample: bool = True) -> dict:
+        """One-sample ELBO terms (``word_dropout`` and ``weight_drop`` act in training only).
 
         Returns
         -------
@@ -250,12 +252,12 @@ class SentenceVAE(nn.Module):
             over the sentence's words under the bag-of-words head.
         """
         if not self.config.has_latent:
-            rec = -self.log_likelihood(None, batch, word_dropout=word_dropout)
+            rec = -self.log_likelihood(None, batch, word_dropout=word_dropout, weight_drop=weight_drop)
             empty = rec.new_zeros(rec.shape[0], 0)
             return {"rec": rec, "kl": empty, "mu": empty, "logvar": empty}
         mu, logvar = self.encode(batch)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample else mu
-        rec = -self.log_likelihood(z, batch, word_dropout=word_dropout)
+        rec = -self.log_likelihood(z, batch, word_dropout=word_dropout, weight_drop=weight_drop)
         terms = {"rec": rec, "kl": gaussian_kl(mu, logvar), "mu": mu, "logvar": logvar}
         if self.training and self.config.bow_weight > 0:
             words = batch.mask & (batch.targets != EOS)  # (B, T)

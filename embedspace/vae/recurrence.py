@@ -97,7 +97,7 @@ def gru_recurrence(gates_x: torch.Tensor, h0: torch.Tensor, weight_hh: torch.Ten
     return _GRURecurrence.apply(gates_x.contiguous(), h0.contiguous(), weight_hh, bias_hh)
 
 
-def gru_layer(rnn: nn.GRU, inputs: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+def gru_layer(rnn: nn.GRU, inputs: torch.Tensor, h0: torch.Tensor, *, weight_drop: float = 0.0) -> torch.Tensor:
     """``rnn(inputs, h0)[0]`` for a one-layer, one-direction, batch-first ``nn.GRU``.
 
     Parameters
@@ -105,13 +105,21 @@ def gru_layer(rnn: nn.GRU, inputs: torch.Tensor, h0: torch.Tensor) -> torch.Tens
     rnn : nn.GRU
     inputs : FloatTensor of shape (B, T, I)
     h0 : FloatTensor of shape (1, B, H)
+    weight_drop : float, default=0
+        DropConnect on the recurrent weights (Wan et al. 2013; the AWD-LSTM's weight drop,
+        Merity et al. 2018): each entry of ``W_hh`` is zeroed with this probability (the
+        rest scaled by 1 / (1 - p)), one mask for the whole batch and every step. For
+        training; 0 leaves the weights as they are.
 
     Returns
     -------
     FloatTensor of shape (B, T, H)
     """
     gates_x = nn.functional.linear(inputs.transpose(0, 1), rnn.weight_ih_l0, rnn.bias_ih_l0)  # (T, B, 3H)
-    states = gru_recurrence(gates_x.unsqueeze(1), h0, rnn.weight_hh_l0.unsqueeze(0), rnn.bias_hh_l0.unsqueeze(0))
+    weight_hh = rnn.weight_hh_l0
+    if weight_drop > 0:
+        weight_hh = nn.functional.dropout(weight_hh, weight_drop, training=True)
+    states = gru_recurrence(gates_x.unsqueeze(1), h0, weight_hh.unsqueeze(0), rnn.bias_hh_l0.unsqueeze(0))
     return states[:, 0].transpose(0, 1)
 
 

@@ -6,7 +6,9 @@ per sentence is ``-log p(x|z) + beta * sum_d max(free_bits, KL_d)`` with ``beta`
 a cyclical schedule (Fu et al. 2019) and ``KL_d`` the batch-mean KL of dimension d (free
 bits, Kingma et al. 2016); decoder inputs get word dropout. After every epoch (and when
 ``max_minutes`` runs out) the validation sentences are scored — the true -ELBO, and the
-training objective at beta = 1 (free bits included), which picks the model kept.
+training objective at beta = 1 (free bits included), which picks the model kept. With
+``average_decay`` the weights scored, kept and saved are an exponential moving average of
+the trained ones (:class:`WeightAverage`).
 
 Progress lives in a work folder next to the output (``.NAME.train/``): ``best/`` (a
 complete VAE directory) and ``last.pt`` (model, optimiser, position and random state, a
@@ -36,7 +38,7 @@ from .model import SentenceVAE, make_batch
 from .textvae import TextVAE
 from .vocab import Vocabulary
 
-__all__ = ["train", "kl_weight", "length_buckets"]
+__all__ = ["train", "kl_weight", "length_buckets", "WeightAverage"]
 
 log = logging.getLogger("embedspace")
 
@@ -60,6 +62,37 @@ def training_phase(done: float, final_phase: float) -> tuple[bool, float]:
     if final_phase <= 0 or done < start:
         return False, 1.0
     return True, max(0.1, 1.0 - 0.9 * (done - start) / final_phase)
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights (Polyak averaging).
+
+    After update ``n`` the average moves towards the current weights by
+    ``1 - min(decay, (1 + n) / (10 + n))``: a short window at the start, so the random
+    initial weights do not linger, growing to ``1 / (1 - decay)`` steps.
+
+    Parameters
+    ----------
+    model : SentenceVAE
+        The model being trained; the average starts as a copy of its weights.
+    decay : float
+        In (0, 1).
+    updates : int, default=0
+        Updates already made (when resuming).
+    """
+
+    def __init__(self, model: SentenceVAE, decay: float, updates: int = 0):
+        self.model = _copy(model).requires_grad_(False)
+        self.decay = decay
+        self.updates = updates
+
+    @torch.no_grad()
+    def update(self, model: SentenceVAE) -> None:
+        """Move the average towards ``model``'s current weights."""
+        self.updates += 1
+        weight = 1.0 - min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        for mine, theirs in zip(self.model.parameters(), model.parameters()):
+            mine.lerp_(theirs, weight)
 
 
 def length_buckets(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -236,6 +269,9 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
         optimizer.load_state_dict(checkpoint["optimizer"])
         state.update(_json(checkpoint["state"]))
         log.info("resuming at epoch %d, batch %d (best validation objective %.2f)", state["epoch"] + 1, state["batch"], state["best"])
+    average = WeightAverage(model, train_config.average_decay, state["step"]) if train_config.average_decay > 0 else None
+    if average is not None and checkpoint is not None and "average" in checkpoint:
+        average.model.load_state_dict(checkpoint["average"])
     best = TextVAE(_copy(model), vocab, train_config=train_config, history=state["history"])
     if work is not None and (work / _BEST).exists():
         best = TextVAE.load(work / _BEST)
@@ -277,7 +313,7 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
                 group["lr"] = train_config.learning_rate * lr_scale
             beta = 1.0 if final else kl_weight(state["step"], steps_per_cycle, train_config.kl_ramp)
             beta = beta if config.has_latent else 0.0
-            terms = model(batch, word_dropout=train_config.word_dropout)
+            terms = model(batch, word_dropout=train_config.word_dropout, weight_drop=train_config.weight_drop)
             kl_per_dim = terms["kl"].mean(0)  # (L,)
             kl_term = torch.clamp(kl_per_dim, min=train_config.free_bits).sum() if config.has_latent else 0.0
             loss = terms["rec"].mean() + beta * kl_term
@@ -287,6 +323,8 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.clip_grad)
             optimizer.step()
+            if average is not None:
+                average.update(model)
             state["step"] += 1
             state["batch"] = index + 1
             running["nll"] += float(terms["rec"].detach().sum())
@@ -312,7 +350,8 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
         state["wall_seconds"] = prior_wall + time.monotonic() - wall_started
         state["cpu_seconds"] = prior_cpu + time.process_time() - cpu_started
         free_bits = train_config.free_bits if config.has_latent else 0.0
-        figures = _validate(model, valid_ids, valid_vectors, train_config.batch_size * 4, free_bits)
+        scored = model if average is None else average.model
+        figures = _validate(scored, valid_ids, valid_vectors, train_config.batch_size * 4, free_bits)
         record = {
             "epoch": epoch + 1 if not out_of_time else round(epoch + state["batch"] / len(batches), 3),
             "step": state["step"],
@@ -322,6 +361,7 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
             "valid_rec": figures["rec"],
             "valid_kl": figures["kl"],
             "valid_objective": figures["objective"],
+            **({} if average is None else {"valid_elbo_unaveraged": _validate(model, valid_ids, valid_vectors, train_config.batch_size * 4)["elbo"]}),
             "minutes": round(state["wall_seconds"] / 60.0, 2),
             "cpu_minutes": round(state["cpu_seconds"] / 60.0, 2),
         }
@@ -332,14 +372,16 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
             record["epoch"], record["train_nll"], record["train_kl"], figures["elbo"], figures["rec"], figures["kl"],
             " best" if improved else "", record["minutes"], record["cpu_minutes"],
         )
+        if average is not None:
+            log.info("  (the weights before averaging: valid -elbo %.2f)", record["valid_elbo_unaveraged"])
         if improved:
             state["best"] = figures["objective"]
-            best = TextVAE(_copy(model), vocab, train_config=train_config, history=state["history"])
+            best = TextVAE(_copy(scored), vocab, train_config=train_config, history=state["history"])
             if work is not None:
                 _replace_dir(work / _BEST, best)
         best.history = list(state["history"])
         if work is not None:
-            _save_checkpoint(work, model, optimizer, vocab, config, train_config, state)
+            _save_checkpoint(work, model, optimizer, vocab, config, train_config, state, average)
     if out_of_time:
         log.info("stopped after %.1f %s minutes (%s); keeping the best model", state["seconds"] / 60.0, train_config.clock, out_of_time)
     if output is not None:
@@ -412,7 +454,7 @@ def _replace_dir(path: Path, vae: TextVAE) -> None:
         vae.write_into(tmp)
 
 
-def _save_checkpoint(work, model, optimizer, vocab, config, train_config, state) -> None:
+def _save_checkpoint(work, model, optimizer, vocab, config, train_config, state, average=None) -> None:
     import json
 
     payload = {
@@ -424,6 +466,8 @@ def _save_checkpoint(work, model, optimizer, vocab, config, train_config, state)
         "train_config": json.dumps(train_config.to_dict()),
         "state": json.dumps(state),
     }
+    if average is not None:
+        payload["average"] = average.model.state_dict()
     tmp = work / f".{_CHECKPOINT}.tmp-{os.getpid()}"
     torch.save(payload, tmp)
     os.replace(tmp, work / _CHECKPOINT)
