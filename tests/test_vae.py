@@ -326,6 +326,14 @@ def test_import_embedspace_vae_is_light():
     assert out == "False"
 
 
+def test_importing_the_train_submodule_keeps_es_vae_train_the_function():
+    code = ("import embedspace as es; from embedspace.vae.train import WeightAverage; "
+            "import importlib; module = importlib.import_module('embedspace.vae.train'); "
+            "print(es.vae.train.__module__, callable(es.vae.train), module.WeightAverage is WeightAverage)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout.strip()
+    assert out == "embedspace.vae True True"
+
+
 def test_example_script_runs(sentences, tmp_path):
     data = tmp_path / "s.txt"
     data.write_text("\n".join(sentences[:150]) + "\n", encoding="utf-8")

@@ -18,6 +18,9 @@ Examples
 
 from __future__ import annotations
 
+import sys
+import types
+
 from .config import TrainConfig, VAEConfig
 from .vocab import Vocabulary
 
@@ -28,14 +31,24 @@ def train(corpus, output=None, **options):
     """Train a sentence VAE; see :func:`embedspace.vae.train.train` for the options."""
     import importlib
 
-    module = importlib.import_module(".train", __name__)
-    # Importing the submodule ``train`` rebinds this package's attribute of that name;
-    # keep the function the public one.
-    globals()["train"] = _public_train
-    return module.train(corpus, output, **options)
+    return importlib.import_module(".train", __name__).train(corpus, output, **options)
 
 
-_public_train = train
+class _Package(types.ModuleType):
+    """This package, whose attribute ``train`` stays the function above.
+
+    Importing the submodule ``embedspace.vae.train`` (``from embedspace.vae.train import
+    WeightAverage``) would otherwise rebind the package's ``train`` to that module, and
+    ``es.vae.train(...)`` would then fail with "'module' object is not callable".
+    """
+
+    def __setattr__(self, name, value):
+        if name == "train" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def load(path):
