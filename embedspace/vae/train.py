@@ -361,10 +361,11 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
             "valid_rec": figures["rec"],
             "valid_kl": figures["kl"],
             "valid_objective": figures["objective"],
-            **({} if average is None else {"valid_elbo_unaveraged": _validate(model, valid_ids, valid_vectors, train_config.batch_size * 4)["elbo"]}),
             "minutes": round(state["wall_seconds"] / 60.0, 2),
             "cpu_minutes": round(state["cpu_seconds"] / 60.0, 2),
         }
+        if average is not None:  # what the averaging buys, in the log and the history
+            record["valid_elbo_unaveraged"] = _validate(model, valid_ids, valid_vectors, train_config.batch_size * 4)["elbo"]
         state["history"].append(record)
         improved = figures["objective"] < state["best"]
         log.info(
