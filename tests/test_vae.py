@@ -168,21 +168,25 @@ def test_embedding_encoder_decodes_points_of_the_semantic_space(corpus, encoder,
         vae.decode_centroids(space, "cluster")
 
 
-def test_interrupted_training_resumes(corpus, tmp_path, monkeypatch):
+def _interrupt_validation(monkeypatch, call: int) -> None:
+    """Make the ``call``-th validation of a training run raise KeyboardInterrupt (a kill)."""
     import importlib
 
     vt = importlib.import_module("embedspace.vae.train")  # the module (es.vae.train is the function)
-
     calls = {"n": 0}
     real = vt._validate
 
     def failing(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == call:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
     monkeypatch.setattr(vt, "_validate", failing)
+
+
+def test_interrupted_training_resumes(corpus, tmp_path, monkeypatch):
+    _interrupt_validation(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         es.vae.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=FAST, epochs=2, progress=False)
     assert not (tmp_path / "r.vae").exists() and (tmp_path / ".r.vae.train" / "last.pt").is_file()
@@ -216,28 +220,16 @@ def test_weight_average_follows_the_weights_with_a_short_window_at_first(corpus)
 
 
 def test_averaged_weights_with_weight_drop_train_resume_exactly_and_are_what_is_saved(corpus, tmp_path, monkeypatch):
-    import importlib
-
-    vt = importlib.import_module("embedspace.vae.train")
     settings = FAST.replace(average_decay=0.95, weight_drop=0.3)
-    whole = vt.train(corpus[:200], tmp_path / "whole.vae", config=TINY, train_config=settings, epochs=2, seed=3, progress=False)
+    whole = es.vae.train(corpus[:200], tmp_path / "whole.vae", config=TINY, train_config=settings, epochs=2, seed=3, progress=False)
     assert all(r["valid_elbo"] != r["valid_elbo_unaveraged"] for r in whole.history)
     assert whole.history[-1]["valid_elbo"] < whole.history[0]["valid_elbo"]
 
-    calls = {"n": 0}
-    real = vt._validate
-
-    def failing(*args, **kwargs):  # dies in epoch 2's validation, after epoch 1's checkpoint
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(vt, "_validate", failing)
-    with pytest.raises(KeyboardInterrupt):
-        vt.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=settings, epochs=2, seed=3, progress=False)
-    monkeypatch.setattr(vt, "_validate", real)
-    resumed = vt.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=settings, epochs=2, seed=3,
+    with monkeypatch.context() as patch:
+        _interrupt_validation(patch, 3)  # in epoch 2, after epoch 1's checkpoint (two validations an epoch)
+        with pytest.raises(KeyboardInterrupt):
+            es.vae.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=settings, epochs=2, seed=3, progress=False)
+    resumed = es.vae.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=settings, epochs=2, seed=3,
                            resume=True, progress=False)
     saved = es.vae.load(tmp_path / "whole.vae")
     for (name, a), b, c in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), saved.model.state_dict().values()):
