@@ -219,6 +219,14 @@ def test_weight_average_follows_the_weights_with_a_short_window_at_first(corpus)
     assert all(torch.allclose(a, s + 1.0, atol=1e-5) for a, s in zip(average.model.parameters(), start))
 
 
+@pytest.mark.parametrize("name", ["weight_drop", "average_decay"])
+@pytest.mark.parametrize("bad", [-0.1, 1.0, float("nan")])
+def test_weight_drop_and_average_decay_must_lie_in_0_1(name, bad):
+    with pytest.raises(es.InputError, match=name):
+        FAST.replace(**{name: bad}).validate()
+    assert FAST.replace(**{name: 0.5}).validate()
+
+
 def test_averaged_weights_with_weight_drop_train_resume_exactly_and_are_what_is_saved(corpus, tmp_path, monkeypatch):
     settings = FAST.replace(average_decay=0.95, weight_drop=0.3)
     whole = es.vae.train(corpus[:200], tmp_path / "whole.vae", config=TINY, train_config=settings, epochs=2, seed=3, progress=False)
