@@ -227,22 +227,46 @@ def test_weight_drop_and_average_decay_must_lie_in_0_1(name, bad):
     assert FAST.replace(**{name: 0.5}).validate()
 
 
-def test_averaged_weights_with_weight_drop_train_resume_exactly_and_are_what_is_saved(corpus, tmp_path, monkeypatch):
+def test_averaged_weights_with_weight_drop_are_scored_kept_saved_and_resumed_exactly(corpus, tmp_path, monkeypatch):
+    import importlib
+
+    vt = importlib.import_module("embedspace.vae.train")  # the module (es.vae.train is the function)
     settings = FAST.replace(average_decay=0.95, weight_drop=0.3)
-    whole = es.vae.train(corpus[:200], tmp_path / "whole.vae", config=TINY, train_config=settings, epochs=2, seed=3, progress=False)
+    run = dict(valid=corpus[200:260], config=TINY, train_config=settings, epochs=2, seed=3, progress=False)
+    whole = es.vae.train(corpus[:200], tmp_path / "whole.vae", **run)
     assert all(r["valid_elbo"] != r["valid_elbo_unaveraged"] for r in whole.history)
     assert whole.history[-1]["valid_elbo"] < whole.history[0]["valid_elbo"]
+    # The model returned is the averaged one that validation scored, not the trained weights.
+    kept = min(whole.history, key=lambda r: r["valid_objective"])
+    ids = [whole.vocab.encode(t) for t in corpus[200:260]]
+    rescored = vt._validate(whole.model, ids, None, settings.batch_size * 4, settings.free_bits)
+    assert rescored["elbo"] == pytest.approx(kept["valid_elbo"], abs=1e-9)
+    assert rescored["elbo"] != pytest.approx(kept["valid_elbo_unaveraged"], abs=1e-6)
 
     with monkeypatch.context() as patch:
         _interrupt_validation(patch, 3)  # in epoch 2, after epoch 1's checkpoint (two validations an epoch)
         with pytest.raises(KeyboardInterrupt):
-            es.vae.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=settings, epochs=2, seed=3, progress=False)
-    resumed = es.vae.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=settings, epochs=2, seed=3,
-                           resume=True, progress=False)
+            es.vae.train(corpus[:200], tmp_path / "r.vae", **run)
+    resumed = es.vae.train(corpus[:200], tmp_path / "r.vae", resume=True, **run)
     saved = es.vae.load(tmp_path / "whole.vae")
     for (name, a), b, c in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), saved.model.state_dict().values()):
         assert torch.equal(a, b), name
         assert torch.equal(a, c), name
+
+
+def test_weight_drop_acts_in_training_only(corpus):
+    from embedspace.vae.model import SentenceVAE, make_batch
+
+    vocab = Vocabulary.build(corpus, min_count=1)
+    torch.manual_seed(0)
+    model = SentenceVAE(TINY.replace(vocab_size=len(vocab), dropout=0.0))  # no other randomness
+    batch = make_batch([vocab.encode(t) for t in corpus[:16]])
+    model.train()
+    assert torch.equal(model(batch, sample=False)["rec"], model(batch, sample=False)["rec"])
+    model.eval()  # gradients on, as when fine-tuning or probing, but not training
+    assert torch.equal(model(batch, sample=False, weight_drop=0.5)["rec"], model(batch, sample=False)["rec"])
+    model.train()
+    assert not torch.allclose(model(batch, sample=False, weight_drop=0.5)["rec"], model(batch, sample=False)["rec"])
 
 
 def test_cli_train_sample_reconstruct_interpolate_eval(cli, corpus, tmp_path):
