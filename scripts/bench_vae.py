@@ -95,7 +95,7 @@ def run_one(kind: str, args) -> dict:
     train, valid, test = (_lines(ptb / f"ptb.{split}.txt") for split in ("train", "valid", "test"))
     config = V.VAEConfig(
         embed_dim=args.embed_dim, hidden_dim=args.hidden_dim, encoder_hidden_dim=args.encoder_hidden_dim,
-        latent_dim=_latent_dim(kind, args), dropout=args.dropout, tokenizer="whitespace", lowercase=False,
+        latent_dim=_latent_dim(kind, args), dropout=args.dropout, locked_dropout=args.locked_dropout, tokenizer="whitespace", lowercase=False,
         min_count=1, max_vocab=20000, max_length=args.max_length,
         bow_weight=args.embedding_bow_weight if kind == "embedding" else 0.0,
     )
@@ -180,6 +180,8 @@ def main(argv=None) -> int:
     parser.add_argument("--latent-dim", type=int, default=32)
     parser.add_argument("--embedding-latent-dim", type=int, default=32, help="size of z of the embedding-encoder VAE")
     parser.add_argument("--dropout", type=float, default=0.3)
+    parser.add_argument("--locked-dropout", action="store_true",
+                        help="one dropout mask per sentence for all time steps (variational dropout)")
     parser.add_argument("--word-dropout", type=float, default=0.2)
     parser.add_argument("--free-bits", type=float, default=0.2)
     parser.add_argument("--test-sentences", type=int, default=0, help="evaluate on the first N test sentences only (0: all; for smoke runs)")

@@ -269,6 +269,25 @@ def test_weight_drop_acts_in_training_only(corpus):
     assert not torch.allclose(model(batch, sample=False, weight_drop=0.5)["rec"], model(batch, sample=False)["rec"])
 
 
+def test_locked_dropout_keeps_one_mask_per_sentence_and_round_trips(corpus, tmp_path):
+    from embedspace.vae.model import LockedDropout, SentenceVAE
+
+    drop = LockedDropout(0.5).train()
+    torch.manual_seed(0)
+    out = drop(torch.ones(64, 9, 16))  # (B, T, F)
+    assert torch.equal(out, out[:, :1].expand_as(out))  # the same mask at every step
+    assert set(out.unique().tolist()) == {0.0, 2.0} and abs(float(out.mean()) - 1.0) < 0.1
+    assert torch.equal(drop.eval()(out), out)
+    vocab = Vocabulary.build(corpus, min_count=1)
+    assert isinstance(SentenceVAE(TINY.replace(vocab_size=len(vocab), locked_dropout=True)).dropout, LockedDropout)
+    with pytest.raises(es.InputError, match="locked_dropout"):
+        TINY.replace(locked_dropout="yes").validate()
+    vae = es.vae.train(corpus[:120], tmp_path / "l.vae", config=TINY.replace(locked_dropout=True), train_config=FAST,
+                       epochs=1, seed=0, progress=False)
+    assert es.vae.load(tmp_path / "l.vae").config.locked_dropout is True
+    assert VAEConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "locked_dropout"}).locked_dropout is False
+
+
 def test_cli_train_sample_reconstruct_interpolate_eval(cli, corpus, tmp_path):
     data = tmp_path / "s.txt"
     data.write_text("\n".join(corpus[:150]) + "\n", encoding="utf-8")

@@ -43,6 +43,10 @@ class VAEConfig:
         Size of z.
     dropout : float, default=0.3
         Dropout on decoder input embeddings and outputs.
+    locked_dropout : bool, default=False
+        Draw one dropout mask per sentence and reuse it at every time step (variational
+        dropout, Gal & Ghahramani 2016; the AWD-LSTM's locked dropout) instead of a new
+        mask per step.
     softmax_cutoffs : tuple of int, default=()
         Word-id cutoffs of an adaptive softmax (Grave et al. 2017; exact, normalised
         probabilities at a fraction of the cost for large vocabularies); empty means a
@@ -75,6 +79,7 @@ class VAEConfig:
     encoder_hidden_dim: int = 256
     latent_dim: int = 32
     dropout: float = 0.3
+    locked_dropout: bool = False
     softmax_cutoffs: tuple = ()
     max_length: int = 60
     tokenizer: str = "simple"
@@ -96,6 +101,8 @@ class VAEConfig:
             _positive(name, getattr(self, name))
         if not 0.0 <= self.dropout < 1.0:
             raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not isinstance(self.locked_dropout, bool):
+            raise InputError(f"locked_dropout must be true or false, got {self.locked_dropout!r}")
         weight = self.bow_weight
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight < float("inf"):
             raise InputError(f"bow_weight must be a finite number >= 0, got {self.bow_weight!r}")

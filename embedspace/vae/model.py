@@ -30,7 +30,7 @@ from .config import VAEConfig
 from .recurrence import bidirectional_final_states, gru_layer
 from .vocab import BOS, EOS, PAD, UNK
 
-__all__ = ["SentenceVAE", "Batch", "make_batch", "gaussian_kl", "log_normal"]
+__all__ = ["SentenceVAE", "LockedDropout", "Batch", "make_batch", "gaussian_kl", "log_normal"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -101,6 +101,24 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch
     return -0.5 * (((z - mu) ** 2) / logvar.exp() + logvar + _LOG_2PI).sum(-1)
 
 
+class LockedDropout(nn.Module):
+    """Dropout with one mask per sequence, shared by all its time steps (Gal & Ghahramani 2016).
+
+    Input of shape (B, T, F): the mask has shape (B, 1, F). Identity outside training.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(keep).div_(keep)
+        return x * mask
+
+
 class SentenceVAE(nn.Module):
     """Sentence VAE (or, with ``encoder="none"``, a GRU language model).
 
@@ -127,7 +145,7 @@ class SentenceVAE(nn.Module):
             if c.bow_weight > 0:
                 self.bag_of_words = nn.Linear(latent, c.vocab_size)
         self.decoder_rnn = nn.GRU(c.embed_dim + latent, c.hidden_dim, batch_first=True)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = LockedDropout(c.dropout) if c.locked_dropout else nn.Dropout(c.dropout)
         if c.softmax_cutoffs:
             self.output = nn.AdaptiveLogSoftmaxWithLoss(c.hidden_dim, c.vocab_size, cutoffs=list(c.softmax_cutoffs), div_value=4.0)
         else:
