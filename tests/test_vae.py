@@ -282,8 +282,8 @@ def test_locked_dropout_keeps_one_mask_per_sentence_and_round_trips(corpus, tmp_
     assert isinstance(SentenceVAE(TINY.replace(vocab_size=len(vocab), locked_dropout=True)).dropout, LockedDropout)
     with pytest.raises(es.InputError, match="locked_dropout"):
         TINY.replace(locked_dropout="yes").validate()
-    vae = es.vae.train(corpus[:120], tmp_path / "l.vae", config=TINY.replace(locked_dropout=True), train_config=FAST,
-                       epochs=1, seed=0, progress=False)
+    es.vae.train(corpus[:120], tmp_path / "l.vae", config=TINY.replace(locked_dropout=True), train_config=FAST,
+                 epochs=1, seed=0, progress=False)
     assert es.vae.load(tmp_path / "l.vae").config.locked_dropout is True
     assert VAEConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "locked_dropout"}).locked_dropout is False
 
