@@ -278,6 +278,9 @@ def test_locked_dropout_keeps_one_mask_per_sentence_and_round_trips(corpus, tmp_
     assert torch.equal(out, out[:, :1].expand_as(out))  # the same mask at every step
     assert set(out.unique().tolist()) == {0.0, 2.0} and abs(float(out.mean()) - 1.0) < 0.1
     assert torch.equal(drop.eval()(out), out)
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="dropout probability"):
+            LockedDropout(bad)
     vocab = Vocabulary.build(corpus, min_count=1)
     assert isinstance(SentenceVAE(TINY.replace(vocab_size=len(vocab), locked_dropout=True)).dropout, LockedDropout)
     with pytest.raises(es.InputError, match="locked_dropout"):

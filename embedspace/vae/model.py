@@ -109,6 +109,8 @@ class LockedDropout(nn.Module):
 
     def __init__(self, p: float):
         super().__init__()
+        if not 0.0 <= float(p) < 1.0:  # p = 1 would divide by zero; nn.Dropout refuses p outside [0, 1] too
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
         self.p = float(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
