@@ -113,7 +113,7 @@ def run_one(kind: str, args) -> dict:
         free_bits=args.free_bits if kind != "embedding" else args.embedding_free_bits, kl_cycle_epochs=args.cycle_epochs,
         final_phase=args.final_phase, weight_drop=args.weight_drop if kind != "embedding" else 0.0,
         average_decay=args.average_decay if kind != "embedding" else 0.0,
-        seed=args.seed, threads=args.threads,
+        embedding_init=args.embedding_init, seed=args.seed, threads=args.threads,
     )
     encoder = {"vae": "gru", "lm": "none", "embedding": "embedding"}[kind]
     if args.test_sentences:
@@ -205,6 +205,8 @@ def main(argv=None) -> int:
                         help="DropConnect on the decoder's recurrent weights (vae and lm)")
     parser.add_argument("--average-decay", type=float, default=0.0,
                         help="score and keep an exponential moving average of the weights with this decay per step (vae and lm; 0: off)")
+    parser.add_argument("--embedding-init", choices=("sentence-model", "random"), default="sentence-model",
+                        help="word embeddings start from all-MiniLM-L6-v2's token embeddings (default) or at random")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--max-length", type=int, default=60)

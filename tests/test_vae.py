@@ -291,6 +291,47 @@ def test_locked_dropout_keeps_one_mask_per_sentence_and_round_trips(corpus, tmp_
     assert VAEConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "locked_dropout"}).locked_dropout is False
 
 
+def test_word_embeddings_start_from_the_sentence_models_token_embeddings(corpus, tmp_path):
+    from embedspace.vae.pretrained import token_embedding_init
+    from embedspace.vae.vocab import UNK
+
+    words = ["monday", "tuesday", "friday", "stocks", "shares", "bonds", "banana", "apple", "n't", "stock-index"]
+    vocab = Vocabulary(words, tokenizer="whitespace", lowercase=False)
+    vectors, rows = token_embedding_init(vocab, 8)
+    assert vectors.shape == (len(vocab), 8) and vectors.dtype == np.float32
+    assert rows.tolist() == [False, True, False, False] + [True] * len(words)  # <pad>, <s>, </s> keep their start
+    assert abs(float(vectors[rows][1:].std()) - 1.0) < 1e-5 and np.isfinite(vectors[UNK]).all()
+    full, _ = token_embedding_init(vocab, 384)  # the model's own width: no projection
+    wide, _ = token_embedding_init(vocab, 32)  # 11 rows span at most 11 directions; the rest start at 0
+    assert wide.shape == (len(vocab), 32) and not wide[:, 12:].any() and wide[:, :8].any()
+
+    def nearest(table, word):
+        unit = table / np.linalg.norm(table, axis=1, keepdims=True)
+        i = vocab.itos.index(word)
+        scores = unit[4:] @ unit[i]
+        return [w for _, w in sorted(zip(-scores, words)) if w != word][0]
+
+    assert nearest(full, "monday") in ("tuesday", "friday") and nearest(full, "stocks") in ("shares", "bonds", "stock-index")
+    with pytest.raises(es.InputError, match="wider than"):
+        token_embedding_init(vocab, 385)
+
+    # training starts from them (a learning rate of 1e-9 leaves the start in place), or not
+    still = FAST.replace(learning_rate=1e-9)
+    vae = es.vae.train(corpus[:120], tmp_path / "i.vae", config=TINY, train_config=still, epochs=1, seed=0, progress=False)
+    start, filled = token_embedding_init(vae.vocab, TINY.embed_dim)
+    np.testing.assert_allclose(vae.model.embedding.weight.detach().numpy()[filled], start[filled], atol=1e-6)
+    assert es.vae.load(tmp_path / "i.vae").train_config.embedding_init == "sentence-model"
+    plain = es.vae.train(corpus[:120], config=TINY, train_config=still.replace(embedding_init="random"), epochs=1, seed=0, progress=False)
+    assert not np.allclose(plain.model.embedding.weight.detach().numpy()[filled], start[filled], atol=1e-2)
+    with pytest.raises(es.InputError, match="embedding_init"):
+        FAST.replace(embedding_init="glove").validate()
+    assert TrainConfig.from_dict({k: v for k, v in FAST.to_dict().items() if k != "embedding_init"}).embedding_init == "random"
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "config.json").write_text("{}")
+    with pytest.raises(es.InputError, match="model.safetensors"):
+        token_embedding_init(vocab, 8, tmp_path / "bare")
+
+
 def test_cli_train_sample_reconstruct_interpolate_eval(cli, corpus, tmp_path):
     data = tmp_path / "s.txt"
     data.write_text("\n".join(corpus[:150]) + "\n", encoding="utf-8")

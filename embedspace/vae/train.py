@@ -262,6 +262,8 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
 
     torch.manual_seed(train_config.seed)
     model = SentenceVAE(config)
+    if checkpoint is None and train_config.embedding_init == "sentence-model":
+        _start_from_token_embeddings(model, vocab, train_config.embedding_init_model)
     optimizer = _adam(model, train_config.learning_rate)
     state = {"epoch": 0, "batch": 0, "step": 0, "best": math.inf, "history": [], "seconds": 0.0}
     if checkpoint is not None:
@@ -434,6 +436,16 @@ def _sentence_vectors(config, encoder, train_texts, valid_texts, progress):
         vectors, _ = encode_texts(encoder, list(train_texts) + list(valid_texts), cache=cache, progress=progress)
     config = config.replace(sentence_model=encoder.identity.to_dict(), sentence_dim=int(encoder.dim))
     return vectors[: len(train_texts)], vectors[len(train_texts):], config
+
+
+def _start_from_token_embeddings(model: SentenceVAE, vocab: Vocabulary, sentence_model) -> None:
+    """Copy a sentence-transformers model's token embeddings into the word-embedding table."""
+    from .pretrained import token_embedding_init
+
+    vectors, rows = token_embedding_init(vocab, model.config.embed_dim, sentence_model)
+    with torch.no_grad():
+        model.embedding.weight[torch.from_numpy(rows)] = torch.from_numpy(vectors[rows])
+    log.info("word embeddings start from %s's token embeddings (%d of %d rows)", sentence_model or "all-MiniLM-L6-v2", rows.sum(), len(rows))
 
 
 def _adam(model: SentenceVAE, learning_rate: float) -> torch.optim.Adam:
