@@ -63,7 +63,7 @@ def token_embedding_init(vocab: Vocabulary, dim: int, model: str | os.PathLike |
             f"the VAE's word embeddings ({dim}) are wider than {folder.name}'s token embeddings "
             f"({table.shape[1]}); use embed_dim <= {table.shape[1]} or embedding_init='random'"
         )
-    unk = tokenizer.token_to_id("[UNK]")
+    unk = tokenizer.token_to_id(getattr(tokenizer.model, "unk_token", None) or "[UNK]")  # "[UNK]" in BERT's word pieces
     rows = np.zeros((len(vocab), table.shape[1]))
     for i, word in enumerate(vocab.itos):
         if word in SPECIALS and i != UNK:
