@@ -350,6 +350,11 @@ def test_cli_train_sample_reconstruct_interpolate_eval(cli, corpus, tmp_path):
     result = json.loads(stdout)
     assert set(result) >= {"nll", "elbo", "kl", "ppl", "active_units", "mi", "bleu"} and result["nll"] > 0
     assert cli("vae", "train", data, "-o", out, "--epochs", "1")[0] == 2  # exists, no --overwrite
+    assert es.vae.load(out).train_config.embedding_init == "sentence-model"
+    status, _, err = cli("vae", "train", data, "-o", out, "--epochs", "1", "--hidden-dim", "64", "--latent-dim", "8",
+                         "--embedding-init", "random", "--overwrite", "--quiet")
+    assert status == 0, err
+    assert es.vae.load(out).train_config.embedding_init == "random"
 
 
 def _bad_inputs(tmp_path, tiny_path):
