@@ -147,6 +147,32 @@ def _ort_session(ort, path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def _split_runner(ort, path: Path, threads: int):
+    """Two ONNX Runtime sessions of ``threads // 2`` threads, each running half of every batch.
+
+    On 2 cores this is what OpenVINO's two streams do: measured 1.61x plain
+    sentence-transformers against 1.57x for one session of 2 threads (3,000 STS-B
+    sentences, 5 interleaved rounds), and steadier on a shared machine, because the two
+    halves never wait on each other's threads. Exact: the same graph on fewer rows.
+    ``onnx-int8`` keeps one session: its dynamic quantisation takes one activation scale
+    per call, so halving a batch would change its vectors.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    sessions = [_ort_session(ort, path, threads // 2) for _ in range(2)]
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="embedspace-onnx")
+
+    def run(ids, mask):
+        half = (len(ids) + 1) // 2
+        parts = [(0, half), (half, len(ids))]
+        futures = [pool.submit(session.run, None, {"input_ids": ids[a:b], "attention_mask": mask[a:b]})
+                   for session, (a, b) in zip(sessions, parts) if b > a]
+        outputs = [future.result()[0] for future in futures]
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+    return run
+
+
 def make_runner(folder: Path, weights_sha256: str, backend: str, threads: int):
     """Return ``run(ids, mask) -> token_states`` for a fast backend.
 
@@ -172,6 +198,8 @@ def make_runner(folder: Path, weights_sha256: str, backend: str, threads: int):
         # the plain export: ORT's own level-3 fusions ran faster here than the
         # onnxruntime.transformers fused graph (Attention/SkipLayerNorm: 0.88x)
         path = export / "model.onnx" if backend == "onnx" else _int8_model(export)
+        if backend == "onnx" and threads >= 2:
+            return _split_runner(ort, path, threads)
         session = _ort_session(ort, path, threads)
 
         def run(ids, mask):
