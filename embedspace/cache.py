@@ -152,9 +152,9 @@ def namespace_of(identity) -> str:
     from .encoders import PADDING_SENSITIVE
 
     if identity.backend in PADDING_SENSITIVE:
-        # vectors since per-text padding widths (batch-independent); older entries, which
-        # depended on the batch's padding by up to 3e-4, are never mixed with them
-        parts.append("padding=per-text")
+        # vectors since per-text padding widths (batch-independent; v2: short texts are not
+        # padded at all); older entries, which differ by up to 1e-3, are never mixed with them
+        parts.append("padding=per-text-v2")
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
 
 

@@ -152,7 +152,7 @@ def embed_with_ray(
     text_col: str = "text",
     model: str | None = None,
     backend: str = "auto",
-    batch_size: int = 32,
+    batch_size: int | None = None,
     max_tokens: int | None = None,
     dtype: str = "float32",
     overwrite: bool = False,

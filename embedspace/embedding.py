@@ -110,7 +110,7 @@ def embed(
     text_col: str = "text",
     model: str | None = None,
     backend: str = "auto",
-    batch_size: int = 32,
+    batch_size: int | None = None,
     max_tokens: int | None = None,
     encoder=None,
     cache: bool | EmbeddingCache = True,
@@ -129,7 +129,8 @@ def embed(
         Model name or folder; default all-MiniLM-L6-v2.
     backend : str, default="auto"
         See :mod:`embedspace.encoders`.
-    batch_size : int, default=32
+    batch_size : int, optional
+        Texts per forward pass; default the backend's (:func:`embedspace.encoders.default_batch_size`).
     max_tokens : int, optional
         Tokens kept per text; default the model's window (256 for the default model).
     encoder : Encoder, optional
@@ -210,7 +211,7 @@ def embed_to_disk(
     text_col: str = "text",
     model: str | None = None,
     backend: str = "auto",
-    batch_size: int = 32,
+    batch_size: int | None = None,
     max_tokens: int | None = None,
     dtype: str = "float32",
     overwrite: bool = False,

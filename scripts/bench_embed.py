@@ -25,6 +25,7 @@ Usage::
     flock /tmp/embedspace-bench.lock python scripts/bench_embed.py            # 6,000 sentences, 3 rounds
     python scripts/bench_embed.py --n 5000 --rounds 5 --backends onnx onnx-int8
     python scripts/bench_embed.py --long 600 --json bench.json
+    python scripts/bench_embed.py --backends auto openvino-bf16 --batch-size 32   # one batch size for all
 """
 
 from __future__ import annotations
@@ -112,11 +113,12 @@ class PlainLibrary:
 class Backend:
     """One embedspace backend through the public encoder API."""
 
-    def __init__(self, backend: str, batch_size: int):
+    def __init__(self, backend: str, batch_size: int | None):
         from embedspace.encoders import load_encoder
 
         self.encoder = load_encoder(backend=backend, batch_size=batch_size)
-        self.name = backend if backend != "auto" else f"auto ({self.encoder.backend})"
+        name = backend if backend != "auto" else f"auto ({self.encoder.backend})"
+        self.name = f"{name} b{self.encoder.batch_size}"
 
     def encode(self, texts):
         return self.encoder.encode(texts, progress=False)
@@ -177,7 +179,9 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=6000, help="distinct STS-B train sentences (default 6000)")
     parser.add_argument("--long", type=int, default=0, metavar="N", help="also run N 20 Newsgroups posts")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per backend (default 3)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="texts per forward pass for every backend (default: each backend's own, "
+                             "embedspace.encoders.default_batch_size; the plain library always uses 32)")
     parser.add_argument("--backends", nargs="+", default=[b for b in BACKENDS if b not in ("auto", "torch")],
                         help="embedspace backends to measure (default: all but torch)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")

@@ -11,8 +11,8 @@ in row count, order, table and vectors:
   run thus embeds 10,000 texts (each distinct text once per cache) while reading,
   deduplicating, looking up and writing all 100,000 rows, and its cache grows by 2,000
   vectors per chunk, so the embedding work is spread over the whole run;
-- the default backend (``openvino-int8-mixed`` on CPUs with VNNI, else exact ONNX), batch
-  128. A resumed run necessarily batches the remaining texts differently, so this needs
+- the default backend (``openvino-bf16`` with fast bf16, ``openvino-int8-mixed`` with VNNI, else
+  exact ONNX), batch 128. A resumed run necessarily batches the remaining texts differently, so this needs
   vectors that do not depend on the batch: exact backends give that, and the quantised ones
   pad each text to a width of its own length (``encoders.padded_width``); checked below;
 - the uninterrupted reference runs with its own fresh cache, the interrupted runs share

@@ -31,7 +31,8 @@ def register(subparsers) -> None:
     parser.add_argument("--text-col", default="text", help="column holding the text (default: text)")
     parser.add_argument("--model", default=None, help="sentence-transformers model folder or cached name (default: all-MiniLM-L6-v2)")
     parser.add_argument("--backend", default="auto", choices=BACKENDS, help="inference backend (default: auto = fastest accurate one here)")
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default: 32)")
+    parser.add_argument("--batch-size", type=positive_int, default=None,
+                        help="texts per forward pass (default: 64 on openvino-bf16, else 32; measured by scripts/bench_embed.py)")
     parser.add_argument("--max-tokens", type=positive_int, default=None, metavar="N",
                         help="tokens kept per text, longer texts are cut (default: the model's window, 256 for the default model)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="storage type of the vectors")
