@@ -246,15 +246,20 @@ def _read_layout(folder: Path) -> _ModelLayout:
 
 
 # --- backend choice ------------------------------------------------------------------------
-def _cpu_flags() -> set[str]:
+def _cpuinfo(field: str) -> str:
+    """The value of ``field`` for the first CPU in /proc/cpuinfo ("" where there is none)."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return ""
+
+
+def _cpu_flags() -> set[str]:
+    return set(_cpuinfo("flags").split())
 
 
 def default_backend() -> str:
@@ -320,14 +325,7 @@ def _fast_bf16(flags: set[str]) -> bool:
 
 
 def _cpu_vendor() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+    return _cpuinfo("vendor_id")
 
 
 BATCH_SIZES = {"openvino-bf16": 64}
