@@ -194,3 +194,21 @@ def test_auto_takes_bf16_only_where_the_cpu_runs_it_fast(monkeypatch):
     assert encoders.default_batch_size("onnx") == 32
     assert encoders.load_encoder(backend="openvino-bf16").batch_size == 64
     assert encoders.load_encoder(backend="onnx", batch_size=8).batch_size == 8
+
+
+def test_onnx_split_sessions_give_the_one_session_result_for_any_batch(fast_encoders, sentences):
+    """With 2+ threads exact ONNX runs two sessions on the halves of a batch; 1 or 3 rows included."""
+    from embedspace._onnx_export import make_runner
+
+    encoder = fast_encoders["onnx"]
+    encoder.encode(sentences[:2])  # builds the export
+    ids, mask, order = encoder._tokenize_sorted(sentences[:7])
+    width = int(mask.sum(axis=1).max())
+    split = make_runner(encoder.folder, encoder.identity.weights_sha256, "onnx", 2)
+    single = make_runner(encoder.folder, encoder.identity.weights_sha256, "onnx", 1)
+    assert "_split_runner" in split.__qualname__ and "_split_runner" not in single.__qualname__
+    for rows in (1, 3, 7):
+        got = split(ids[:rows, :width], mask[:rows, :width])
+        want = single(ids[:rows, :width], mask[:rows, :width])
+        assert got.shape == want.shape == (rows, width, 384)
+        np.testing.assert_allclose(got, want, atol=1e-5)
