@@ -35,6 +35,29 @@ def test_auto_granularity_finds_the_three_blobs(blobs):
     assert {"n_clusters", "noise_fraction", "plateau"} <= set(model.candidates_[0])
 
 
+def test_granularity_takes_the_middle_of_the_widest_plateau_not_a_lone_agreeing_pair():
+    """The grid of a shattered layout (int8 vectors of 20 Newsgroups, seed 0) had one candidate
+    agreeing 0.75 with both neighbours and a wider run of agreeing coarse candidates."""
+    from embedspace.clustering import _plateau_choice
+
+    def candidates(agreement, clusters):
+        return [{"min_cluster_size": 10 * (i + 1), "n_clusters": c,
+                 "plateau": min(agreement[j] for j in (i - 1, i) if 0 <= j < len(agreement))}
+                for i, c in enumerate(clusters)]
+
+    clusters = [89, 61, 36, 24, 18, 9, 9, 9, 7]
+    agreement = [0.74, 0.55, 0.76, 0.75, 0.40, 0.95, 0.97, 0.46]  # runs: (5, 7)
+    assert _plateau_choice(candidates(agreement, clusters), agreement) == 6
+    # two runs of equal width: the coarser; an even run: its upper middle
+    agreement = [0.95, 0.50, 0.30, 0.20, 0.10, 0.30, 0.20, 0.93]
+    assert _plateau_choice(candidates(agreement, clusters), agreement) == 7
+    agreement = [0.10, 0.20, 0.95, 0.96, 0.97, 0.30, 0.20, 0.10]  # run (2, 5)
+    assert _plateau_choice(candidates(agreement, clusters), agreement) == 4
+    # no plateau at all: the candidate agreeing best with both neighbours
+    agreement = [0.10, 0.20, 0.60, 0.70, 0.30, 0.20, 0.50, 0.40]
+    assert _plateau_choice(candidates(agreement, clusters), agreement) == 3
+
+
 def test_outliers_have_zero_probability_and_high_glosh(blobs):
     from embedspace.clustering import Clusterer
 
