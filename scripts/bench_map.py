@@ -74,11 +74,14 @@ def ag_news_table(path: Path):
     return pd.DataFrame({"text": frame["text"], "label": frame["class_index"].map(names)})
 
 
-def labelled_sets(ag_path: Path, max_tokens: int | None = None):
+def labelled_sets(ag_path: Path, max_tokens: int | None = None, backend: str = "auto"):
     import embedspace as es
+    from embedspace.encoders import default_map_backend
 
-    yield "20newsgroups", es.embed("corpus:20newsgroups", max_tokens=max_tokens, progress=False)
-    yield "ag_news", es.embed(ag_news_table(ag_path), max_tokens=max_tokens, progress=False)
+    backend = default_map_backend() if backend == "auto" else backend
+
+    yield "20newsgroups", es.embed("corpus:20newsgroups", max_tokens=max_tokens, backend=backend, progress=False)
+    yield "ag_news", es.embed(ag_news_table(ag_path), max_tokens=max_tokens, backend=backend, progress=False)
 
 
 def _kmeans_v(vectors, truth, k, seed=0) -> float:
@@ -93,7 +96,7 @@ def acceptance(args) -> None:
     from embedspace.mapping import CollectionMapper
 
     rows = []
-    for name, space in labelled_sets(Path(args.ag_news), args.max_tokens):
+    for name, space in labelled_sets(Path(args.ag_news), args.max_tokens, args.backend):
         truth = space.table["label"].astype(str).to_numpy()
         k = len(np.unique(truth))
         started = time.perf_counter()
@@ -108,6 +111,7 @@ def acceptance(args) -> None:
         baseline = [_kmeans_v(space.vectors, truth, k, seed) for seed in (0, 1, 2)]
         rows.append({
             "set": name, "n": len(space), "labels": k, "max_tokens": space.model.max_seq_length,
+            "backend": space.model.backend,
             "auto_nmi": scores["nmi"], "auto_noise": scores["noise_fraction"], "auto_clusters": scores["n_clusters"],
             "auto_ari": scores["ari"], "auto_nmi_assigned": assigned["nmi"], "auto_seconds": round(seconds, 1),
             "k_v_measure": k_scores["v_measure"], "k_nmi": k_scores["nmi"], "k_ari": k_scores["ari"],
@@ -126,7 +130,7 @@ def sweep(args) -> None:
     epochs = [None if e == "auto" else int(e) for e in args.epochs.split(",")]
     dims = [int(d) for d in args.dimensions.split(",")]
     print("set,n_neighbors,dimensions,epochs,seed,auto_nmi,auto_noise,auto_clusters,k_v_measure,umap_cpu_s", flush=True)
-    for name, space in labelled_sets(Path(args.ag_news), args.max_tokens):
+    for name, space in labelled_sets(Path(args.ag_news), args.max_tokens, args.backend):
         truth = space.table["label"].astype(str).to_numpy()
         k = len(np.unique(truth))
         graph = knn_graph(space, k=max(neighbours))
@@ -246,6 +250,8 @@ def main() -> None:
         sub.add_argument("--ag-news", default=str(AG_NEWS), help="AG News test.csv (research-only; read in place)")
         sub.add_argument("--max-tokens", type=int, default=None,
                          help="tokens embedded per document (default: the model's window, 256)")
+        sub.add_argument("--backend", default="auto",
+                         help="embedding backend (default: auto, resolved as `embedspace map` does)")
     modes.choices["sweep"].add_argument("--seeds", default="0,1,2")
     modes.choices["sweep"].add_argument("--neighbors", default="15,30,50")
     modes.choices["sweep"].add_argument("--epochs", default="200", help="comma list; 'auto' = umap-learn's rule")

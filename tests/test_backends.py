@@ -196,6 +196,39 @@ def test_auto_takes_bf16_only_where_the_cpu_runs_it_fast(monkeypatch):
     assert encoders.load_encoder(backend="onnx", batch_size=8).batch_size == 8
 
 
+def test_long_texts_are_tokenised_from_a_prefix_to_the_same_ids(encoder):
+    """Long texts are tokenised from a prefix; the window must equal the whole text's."""
+    import embedspace as es
+    from embedspace.encoders import encode_window
+
+    tokenizer = encoder._get_tokenizer()
+    posts = [t.strip() for t in es.read("corpus:20newsgroups")["text"].tolist()[:400]]
+    edge = ["word " * 2000, "x" * 5000, "a" * 1279 + " " + "b" * 300 + " tail" * 500, "漢字" * 3000,
+            "e\u0301" * 4000, "émigré café, " * 400, "short text"]
+    texts = posts + edge
+    fast, windows = encode_window(tokenizer, texts, 256)
+    whole = tokenizer.encode_batch(texts)
+    assert [e.ids for e in fast] == [e.ids for e in whole]
+    assert [bool(w) for w in windows] == [bool(e.overflowing) for e in whole]
+    assert sum(len(t) > 5 * 256 for t in posts) > 50  # the prefix path is exercised
+
+
+def test_map_embeds_with_int8_products_only_where_bf16_is_native(monkeypatch):
+    import embedspace.encoders as encoders
+
+    monkeypatch.delenv("EMBEDSPACE_BACKEND", raising=False)
+    for vendor, flags, expected in [
+        ("AuthenticAMD", {"avx512_bf16", "avx512_vnni"}, "openvino-int8-bf16"),
+        ("GenuineIntel", {"avx512_bf16", "avx512_vnni"}, "openvino-int8-mixed"),
+        ("AuthenticAMD", {"avx2"}, "onnx"),
+    ]:
+        monkeypatch.setattr(encoders, "_cpu_vendor", lambda v=vendor: v)
+        monkeypatch.setattr(encoders, "_cpu_flags", lambda f=flags: set(f))
+        assert encoders.default_map_backend() == expected, (vendor, flags)
+    monkeypatch.setenv("EMBEDSPACE_BACKEND", "onnx")
+    assert encoders.default_map_backend() == "onnx"
+
+
 def test_onnx_split_sessions_give_the_one_session_result_for_any_batch(fast_encoders, sentences):
     """With 2+ threads exact ONNX runs two sessions on the halves of a batch; 1 or 3 rows included."""
     from embedspace._onnx_export import make_runner
