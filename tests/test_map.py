@@ -245,6 +245,8 @@ def test_demo_never_replaces_a_folder_it_did_not_write(small_space, tmp_path):
 
 def test_cli_map_max_tokens_sets_the_window_for_text_and_is_refused_for_a_set(small_space, tmp_path, cli):
     """Text is embedded with the model's window (or --max-tokens); a set keeps its own vectors."""
+    from embedspace.encoders import default_map_backend
+
     small_space.table[["text", "label"]].head(40).to_csv(tmp_path / "docs.csv", index=False)
     for extra, window in (([], 256), (["--max-tokens", "32"], 32)):
         out = tmp_path / f"m{window}"
@@ -252,6 +254,7 @@ def test_cli_map_max_tokens_sets_the_window_for_text_and_is_refused_for_a_set(sm
         assert status == 0, err
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["model"]["max_seq_length"] == window
+        assert manifest["model"]["backend"] == default_map_backend()  # "auto" resolved as for a map
     small_space.save(tmp_path / "set")
     status, _, err = cli("map", tmp_path / "set", "-o", tmp_path / "m", "--max-tokens", "64")
     assert status == 2 and err.startswith("error: ") and "already embedded" in err
