@@ -490,9 +490,11 @@ class SentenceEncoder:
             start = stop
 
     def _tokenize_sorted(self, texts):
+        from ._tokens import encode_window, report_truncation
+
         encodings, windows = encode_window(self._get_tokenizer(), [t.strip() for t in texts], self.layout.max_seq_length)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-        _report_truncation(windows, self.layout.max_seq_length)
+        report_truncation(windows, self.layout.max_seq_length)
         width = int(padded_width(lengths.max(keepdims=True), self.layout.max_seq_length)[0])  # room for _batches
         ids = np.zeros((len(texts), width), dtype=np.int64)
         mask = np.zeros((len(texts), width), dtype=np.int64)
@@ -578,78 +580,6 @@ def padded_width(lengths: np.ndarray, max_length: int) -> np.ndarray:
     lengths = np.asarray(lengths, dtype=np.int64)
     step = np.where(lengths <= 64, 1, np.where(lengths <= 128, 8, 16))
     return np.minimum(-(-lengths // step) * step, max(int(max_length), int(lengths.max(initial=0))))
-
-
-#: Characters of a text tokenised at first, per token of the window (5 tokenised 20 Newsgroups
-#: posts fastest among 4, 5, 6 and 8: 0.73x the time of tokenising whole posts).
-_CHARS_PER_TOKEN = 5
-
-
-def encode_window(tokenizer, texts: Sequence[str], max_length: int) -> tuple[list, list[float]]:
-    """Tokenise each text to its first ``max_length`` tokens, reading long texts only in part.
-
-    A text longer than ``5 * max_length`` characters is tokenised from that prefix alone.
-    Cutting a text changes the tokens of the one word the cut falls in (normalisation and
-    pre-tokenisation work word by word), so the prefix's window is the whole text's window
-    whenever it ends in an earlier word than the cut one; otherwise, or when the prefix
-    does not fill the window, the whole text is tokenised. On the 18,846 20 Newsgroups posts
-    (35.8 M characters, one thread) this took 0.73x the time, with identical ids.
-
-    Parameters
-    ----------
-    tokenizer : tokenizers.Tokenizer
-        With truncation to ``max_length`` enabled and no padding.
-    texts : sequence of str of length n
-    max_length : int
-
-    Returns
-    -------
-    encodings : list of tokenizers.Encoding of length n
-    windows : list of float of length n
-        How many windows beyond the first each text fills (0 for a text that fits; an
-        estimate from the prefix for a text tokenised in part).
-    """
-    limit = _CHARS_PER_TOKEN * max_length
-    encodings = tokenizer.encode_batch([text[:limit] if len(text) > limit else text for text in texts])
-    windows: list[float] = [float(len(e.overflowing)) for e in encodings]
-    redo = []
-    for i, (text, encoding) in enumerate(zip(texts, encodings)):
-        if len(text) <= limit:
-            continue
-        if not encoding.overflowing or not _window_before_last_word(encoding):
-            redo.append(i)
-            continue
-        content = [len(e.ids) - sum(e.special_tokens_mask) for e in (encoding, *encoding.overflowing)]
-        windows[i] = max(1.0, sum(content) * len(text) / limit / max(1, content[0]) - 1)
-    if redo:
-        for i, encoding in zip(redo, tokenizer.encode_batch([texts[i] for i in redo])):
-            encodings[i], windows[i] = encoding, float(len(encoding.overflowing))
-    return encodings, windows
-
-
-def _window_before_last_word(encoding) -> bool:
-    """Whether the kept tokens all come from words before the last word of the tokenised text."""
-    kept = [w for w in encoding.word_ids if w is not None]
-    rest = [w for o in encoding.overflowing for w in o.word_ids if w is not None]
-    return bool(kept) and bool(rest) and max(kept) < max(rest)
-
-
-def _report_truncation(windows: Sequence[float], max_length: int) -> None:
-    """Say how many texts were cut to the model's window (and warn about very long ones)."""
-    truncated = sum(1 for w in windows if w)
-    if not truncated:
-        return
-    import logging
-
-    log = logging.getLogger("embedspace")
-    log.info("%d of %d texts are longer than %d tokens; only their first %d tokens are embedded",
-             truncated, len(windows), max_length, max_length)
-    huge = sum(1 for w in windows if w >= 10)
-    if huge:
-        log.warning(
-            "%d texts are more than 10x longer than the model's %d-token window and were truncated; "
-            "split long documents into passages to embed all of their text", huge, max_length,
-        )
 
 
 def _pool(hidden: np.ndarray, mask: np.ndarray, pooling: dict) -> np.ndarray:
