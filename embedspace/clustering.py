@@ -20,9 +20,10 @@ Automatic granularity
 ``min_cluster_size`` is scaled to the collection, ``m = c * sqrt(n)``, over the grid
 ``c in GRANULARITY_GRID`` (a square root rather than a fixed share of n, so that topics
 of a few hundred documents stay findable in a 200,000-document collection, where 1% of n
-would already be 2,000); each candidate is clustered (a 0.1 s fit each) and the criterion is **stability of the
-partition**: neighbouring candidates whose labels agree (adjusted Rand index >=
-``PLATEAU_AGREEMENT``, 0.9) form a plateau, and the middle of the widest plateau wins —
+would already be 2,000); each candidate is clustered (a 0.1 s fit each) and the
+criterion is **stability of the partition**: neighbouring candidates whose labels agree
+(adjusted Rand index >= ``PLATEAU_AGREEMENT``, 0.9) form a plateau, and the middle of
+the widest plateau wins —
 where the answer does not depend on the exact value chosen. Ties go to the coarser
 plateau (fewer, broader clusters); a grid with no plateau falls back to the candidate that
 agrees best (the smaller ARI) with both its neighbours. Measured on 20 Newsgroups (seed 0,
