@@ -168,6 +168,34 @@ def test_embedding_encoder_decodes_points_of_the_semantic_space(corpus, encoder,
         vae.decode_centroids(space, "cluster")
 
 
+def test_refined_decoding_finds_sentences_that_embed_nearer(corpus, encoder, cli, tmp_path):
+    from embedspace.vae.refine import refine_decode
+
+    vae = es.vae.train(corpus[:300], tmp_path / "e.vae", encoder="embedding", config=TINY, train_config=FAST, epochs=2,
+                       sentence_encoder=encoder, progress=False)
+    held_out = corpus[300:308]
+    targets = encoder.encode(held_out)
+
+    def cosines(texts):
+        vectors = encoder.encode(texts)
+        return (vectors * targets).sum(1) / np.linalg.norm(vectors, axis=1)
+
+    greedy = vae.decode_embeddings(targets)
+    refined, reported = refine_decode(vae, targets, rounds=2, progress=False)
+    assert len(refined) == len(held_out) and all(isinstance(s, str) and s for s in refined)
+    assert np.allclose(reported, cosines(refined), atol=5e-3)  # the cosines are the sentences' own
+    assert cosines(refined).mean() > cosines(greedy).mean() + 0.05, (cosines(greedy), cosines(refined))
+    assert vae.decode_embeddings(targets, refine=0) == greedy
+    status, stdout, stderr = cli("vae", "reconstruct", tmp_path / "e.vae", held_out[0], "--refine", "1", "--json")
+    assert status == 0, stderr
+    assert json.loads(stdout)["reconstructions"][0]["text"] == held_out[0]
+    (tmp_path / "held.txt").write_text("\n".join(held_out) + "\n")
+    status, stdout, stderr = cli("vae", "eval", tmp_path / "e.vae", tmp_path / "held.txt", "--samples", "4", "--refine", "1", "--json")
+    assert status == 0, stderr
+    scores = json.loads(stdout)
+    assert scores["refine_rounds"] == 1 and 0 <= scores["bleu_refined"] <= 100 and scores["cosine_refined"] > 0
+
+
 def _interrupt_validation(monkeypatch, call: int) -> None:
     """Make the ``call``-th validation of a training run raise KeyboardInterrupt (a kill)."""
     import importlib
@@ -377,6 +405,8 @@ def _bad_inputs(tmp_path, tiny_path):
         (["vae", "interpolate", foreign, "a", "b"], "this is an EmbeddingSet, not a VAE model"),
         (["vae", "reconstruct", newer, "a cat."], "upgrade embedspace"),
         (["vae", "interpolate", tiny_path, "a", "b", "--steps", "-1"], "at least 0"),
+        (["vae", "reconstruct", tiny_path, "a cat.", "--refine", "2"], "--encoder embedding"),
+        (["vae", "eval", tiny_path, tmp_path / "long.txt", "--refine", "1"], "--encoder embedding"),
         (["vae", "eval", tiny_path, tmp_path / "empty.txt"], "empty"),
         (["vae", "train", tmp_path / "long.txt", "-o", out, "--max-minutes", "0"], "must be positive"),
     ]

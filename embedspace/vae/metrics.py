@@ -56,7 +56,8 @@ def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, *, generator=None
 
 
 @torch.no_grad()
-def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, seed: int = 0, rows_per_pass: int = 2048) -> dict:
+def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, seed: int = 0, rows_per_pass: int = 2048,
+             refine: int = 0) -> dict:
     """All metrics of ``vae`` on ``texts``.
 
     Parameters
@@ -70,6 +71,9 @@ def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, se
     seed : int, default=0
     rows_per_pass : int, default=2048
         Decoder rows (sentences x samples) per forward pass.
+    refine : int, default=0
+        ``embedding`` encoder: also score :func:`embedspace.vae.refine.refine_decode` with
+        this many rounds (keys ``bleu_refined``, ``cosine_refined``, ``refine_rounds``).
 
     Returns
     -------
@@ -86,6 +90,8 @@ def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, se
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if not texts:
         raise InputError("no sentences to evaluate")
+    if refine and vae.config.encoder != "embedding":
+        raise InputError(f"--refine needs a VAE trained with --encoder embedding (this one: {vae.config.encoder})")
     model = vae.model.eval()
     config = vae.config
     generator = torch.Generator().manual_seed(seed)
@@ -141,4 +147,10 @@ def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, se
             hypotheses += vae.decode(chunk)
         references = [vae.vocab.normalize(t) for t in texts]
         result["bleu"] = float(sacrebleu.corpus_bleu(hypotheses, [references]).score)
+    if refine:
+        from .refine import refine_decode
+
+        refined, cosines = refine_decode(vae, vae.sentence_vectors(texts), rounds=int(refine), progress=progress)
+        result.update(bleu_refined=float(sacrebleu.corpus_bleu(refined, [references]).score),
+                      cosine_refined=float(cosines.mean()), refine_rounds=int(refine))
     return result

@@ -24,7 +24,7 @@ from ..store import library_versions, read_manifest, write_manifest
 from .config import TrainConfig, VAEConfig
 from .model import Batch, SentenceVAE, make_batch
 from .sampling import beam_decode, greedy_decode, interpolation_path, sample_decode
-from .vocab import Vocabulary
+from .vocab import SPECIALS, Vocabulary
 
 __all__ = ["TextVAE", "FORMAT", "FORMAT_VERSION"]
 
@@ -59,6 +59,7 @@ class TextVAE:
         self.train_config = train_config or TrainConfig()
         self.history = list(history or [])
         self._sentence_encoder = None
+        self._word_vectors = None
 
     @property
     def config(self) -> VAEConfig:
@@ -132,10 +133,16 @@ class TextVAE:
             vectors = self.sentence_vectors(texts)
         return make_batch([self.vocab.encode(t)[: self.config.max_length * 4] for t in texts], vectors)
 
-    def sentence_vectors(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` with the sentence encoder this VAE was trained on (cached)."""
-        from ..cache import EmbeddingCache
-        from ..embedding import encode_texts
+    def sentence_encoder(self):
+        """The sentence encoder this VAE was trained on (``embedding`` encoder), loaded once.
+
+        Raises
+        ------
+        InputError
+            If the VAE reads tokens.
+        ModelMismatchError
+            If the model found on this machine is not the one the VAE was trained on.
+        """
         from ..encoders import ModelIdentity, load_encoder
 
         if self.config.encoder != "embedding":
@@ -151,9 +158,29 @@ class TextVAE:
                     f"{encoder.identity.describe()}"
                 )
             self._sentence_encoder = encoder
+        return self._sentence_encoder
+
+    def sentence_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` with the sentence encoder this VAE was trained on (cached)."""
+        from ..cache import EmbeddingCache
+        from ..embedding import encode_texts
+
+        encoder = self.sentence_encoder()
         with EmbeddingCache() as cache:
-            vectors, _ = encode_texts(self._sentence_encoder, list(texts), cache=cache)
+            vectors, _ = encode_texts(encoder, list(texts), cache=cache)
         return vectors
+
+    def word_vectors(self) -> np.ndarray:
+        """Each vocabulary word embedded alone by the sentence encoder (cached), shape (V, sentence_dim).
+
+        Rows of the special tokens are zero.
+        """
+        if self._word_vectors is None:
+            words = self.vocab.itos[len(SPECIALS):]
+            vectors = np.zeros((len(self.vocab), self.config.sentence_dim), dtype=np.float32)
+            vectors[len(SPECIALS):] = self.sentence_vectors(words)
+            self._word_vectors = vectors
+        return self._word_vectors
 
     @torch.no_grad()
     def posterior(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -215,11 +242,30 @@ class TextVAE:
             ids = greedy_decode(self.model, z, max_length=limit)
         return [self.vocab.decode(row) for row in ids]
 
-    def decode_embeddings(self, vectors, *, beam_size: int = 1) -> list[str]:
-        """Decode points of the semantic space (``embedding`` encoder) into sentences."""
+    def decode_embeddings(self, vectors, *, beam_size: int = 1, refine: int = 0, progress: bool | None = None) -> list[str]:
+        """Decode points of the semantic space (``embedding`` encoder) into sentences.
+
+        Parameters
+        ----------
+        vectors : array-like of shape (n, sentence_dim)
+        beam_size : int, default=1
+            1 is greedy decoding; more uses beam search (ignored when refining).
+        refine : int, default=0
+            Rounds of search for a sentence that embeds nearer each point
+            (:func:`embedspace.vae.refine.refine_decode`); 0 decodes once. About 80
+            sentence embeddings per point and round: 5 rounds take near a second a point.
+        progress : bool, optional
+            Progress bar while refining.
+        """
+        if int(refine) < 0:
+            raise InputError(f"refine rounds must be >= 0, got {refine}")
+        if refine:
+            from .refine import refine_decode
+
+            return refine_decode(self, vectors, rounds=int(refine), progress=progress)[0]
         return self.decode(self.encode_embeddings(vectors), beam_size=beam_size)
 
-    def decode_centroids(self, space, labels, *, beam_size: int = 1):
+    def decode_centroids(self, space, labels, *, beam_size: int = 1, refine: int = 0):
         """Decode the centre of each group of an EmbeddingSet (a cluster, a class).
 
         Parameters
@@ -229,6 +275,10 @@ class TextVAE:
         labels : str or array-like of length n
             A column of ``space.table`` (e.g. ``"cluster"`` from a map, or ``"label"``) or
             one label per row. Rows labelled -1 (HDBSCAN noise) or missing are left out.
+        beam_size : int, default=1
+        refine : int, default=0
+            Rounds of search for a sentence that embeds nearer each centroid (see
+            :meth:`decode_embeddings`).
 
         Returns
         -------
@@ -264,12 +314,20 @@ class TextVAE:
         centroids = np.stack([np.asarray(space.vectors[np.asarray(groups[g])], dtype=np.float32).mean(axis=0) for g in names])
         if identity.normalized:
             centroids /= np.linalg.norm(centroids, axis=1, keepdims=True).clip(1e-12)
-        sentences = self.decode_embeddings(centroids, beam_size=beam_size)
+        sentences = self.decode_embeddings(centroids, beam_size=beam_size, refine=refine)
         return pd.DataFrame({"label": names, "size": [len(groups[g]) for g in names], "sentence": sentences})
 
     # --- the user-facing operations --------------------------------------------------------
-    def reconstruct(self, texts: Sequence[str], *, beam_size: int = 1) -> list[str]:
-        """Decode the posterior mean of each text (greedy, or beam search)."""
+    def reconstruct(self, texts: Sequence[str], *, beam_size: int = 1, refine: int = 0, progress: bool | None = None) -> list[str]:
+        """Decode the posterior mean of each text (greedy, or beam search).
+
+        With ``refine`` > 0 (``embedding`` encoder only), search instead for sentences that
+        embed near each text's embedding; see :meth:`decode_embeddings`.
+        """
+        if refine:
+            if self.config.encoder != "embedding":
+                raise InputError(f"--refine needs a VAE trained with --encoder embedding (this one: {self.config.encoder})")
+            return self.decode_embeddings(self.sentence_vectors(_check_texts(texts)), refine=refine, progress=progress)
         return self.decode(self.encode(texts), beam_size=beam_size)
 
     def sample(self, n: int = 10, *, temperature: float = 0.0, seed: int | None = None) -> list[str]:
@@ -312,11 +370,11 @@ class TextVAE:
         za, zb, zc = self.encode([a, b, c])
         return self.decode((za - zb + zc)[None], beam_size=beam_size)[0]
 
-    def evaluate(self, texts: Sequence[str], *, samples: int = 500, progress: bool | None = None, seed: int = 0) -> dict:
+    def evaluate(self, texts: Sequence[str], *, samples: int = 500, progress: bool | None = None, seed: int = 0, refine: int = 0) -> dict:
         """The standard metrics on ``texts``; see :func:`embedspace.vae.metrics.evaluate`."""
         from .metrics import evaluate
 
-        return evaluate(self, texts, samples=samples, progress=progress, seed=seed)
+        return evaluate(self, texts, samples=samples, progress=progress, seed=seed, refine=refine)
 
     def _need_latent(self):
         if not self.config.has_latent:

@@ -1,0 +1,280 @@
+"""Decode a point of the semantic space by searching for a sentence that embeds near it.
+
+An ``embedding``-encoder VAE decodes a sentence vector in one greedy pass, and that
+sentence's own embedding is often far from the vector it came from (cosine about 0.66 on
+PTB test). Because the sentence encoder is at hand, the decoder's guess can be checked and
+improved, as vec2text (Morris et al. 2023) does with a trained corrector. Here the search
+needs no training:
+
+1. a pool of candidates: the greedy and beam decodes of the posterior mean and a few
+   sampled ones; then two *corrections* that decode ``t + a (t - e)``, the target ``t``
+   pushed away from the best candidate's embedding ``e``;
+2. ``rounds`` of local search around the best sentence so far. The edits proposed are the
+   decoder's likeliest word substitutions and insertions (each also continued greedily to
+   the end of the sentence), the words whose own vectors best explain the missing part
+   ``t - e`` placed where the decoder likes them best, and the deletion of the words that
+   most pull ``e`` away from ``t``. Every candidate is embedded, and the best replaces the
+   current sentence when it scores higher.
+
+A candidate's score is its cosine with the target plus ``fluency`` times its mean log
+probability per word under the decoder given the target's z, which keeps the search from
+drifting to word salad that happens to embed well.
+
+Cost: about 80 sentence embeddings per sentence per round (the whole search at the
+defaults: about 450 per sentence, near a second each on 2 cores).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._progress import progress_bar
+from .sampling import beam_decode, greedy_decode, sample_decode
+from .vocab import BOS, EOS, PAD, SPECIALS
+
+__all__ = ["refine_decode"]
+
+FREQUENT = 50  # the commonest words are never proposed from the residual: they explain little
+_CHUNK = 2048  # decoder rows per pass
+_BLOCK = 256  # sentences whose edits are proposed together
+BAG_BONUSES = (1.5, 3.0)  # log-probability bonus per found word in the bag decodes
+
+
+def refine_decode(vae, targets, *, rounds: int = 5, fluency: float = 0.02, proposals: int = 12, words: int = 8,
+                  seed: int = 0, progress: bool | None = None) -> tuple[list[str], np.ndarray]:
+    """Sentences whose embeddings lie near ``targets``.
+
+    Parameters
+    ----------
+    vae : TextVAE
+        Trained with the ``embedding`` encoder.
+    targets : array-like of shape (n, sentence_dim)
+        Points of the sentence model's space (unit length when the model normalises).
+    rounds : int, default=5
+        Rounds of local search after the candidate pool; 0 keeps the best of the pool.
+    fluency : float, default=0.02
+        Weight of the decoder's mean log probability per word in the score.
+    proposals : int, default=12
+        Decoder edits tried per sentence and round (each as substitution, insertion and
+        continuation).
+    words : int, default=8
+        Words proposed per sentence and round from the residual ``t - e``.
+    seed : int, default=0
+        For the sampled candidates.
+    progress : bool, optional
+        Draw a progress bar (default: when stderr is a terminal).
+
+    Returns
+    -------
+    sentences : list of n str
+    cosines : ndarray of shape (n,)
+        Cosine of each sentence's embedding with its target.
+    """
+    search = _Search(vae, np.atleast_2d(np.asarray(targets, dtype=np.float32)), fluency)
+    with progress_bar(rounds + 1, "refining", progress=progress, unit="round") as bar:
+        search.start(seed)
+        bar.update(1)
+        for _ in range(int(rounds)):
+            search.step(proposals, words)
+            bar.set_postfix(cos=f"{search.cosine.mean():.3f}")
+            bar.update(1)
+    return [vae.vocab.decode(ids) for ids in search.best], search.cosine.copy()
+
+
+class _Search:
+    """The state of a refinement: best sentence, its embedding and score, per target."""
+
+    def __init__(self, vae, targets: np.ndarray, fluency: float):
+        self.vae, self.model = vae, vae.model
+        self.encoder = vae.sentence_encoder()
+        norms = np.linalg.norm(targets, axis=1, keepdims=True)
+        self.targets = targets / norms.clip(1e-12)
+        self.fluency = float(fluency)
+        self.max_length = vae.config.max_length
+        self.z = torch.from_numpy(vae.encode_embeddings(targets))
+        self.word_vectors = vae.word_vectors()  # (V, D), rows of the specials are zero
+
+    # --- scoring ----------------------------------------------------------------------
+    def embed(self, id_lists) -> np.ndarray:
+        texts = [self.vae.vocab.decode(ids) or "." for ids in id_lists]
+        vectors = np.asarray(self.encoder.encode(texts, progress=False), dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
+
+    @torch.no_grad()
+    def log_prob_per_word(self, rows: np.ndarray, id_lists) -> np.ndarray:
+        """Mean log p(w | history, z) over each sentence's words and end token."""
+        out = []
+        for a in range(0, len(id_lists), _CHUNK):
+            seqs = id_lists[a:a + _CHUNK]
+            inputs, targets = _padded([[BOS] + s for s in seqs]), _padded([s + [EOS] for s in seqs])
+            states, _ = self.model.decoder_states(self.z[rows[a:a + _CHUNK]], inputs)
+            total = self.model.target_log_probs(states, targets).sum(1)
+            out.append((total / torch.tensor([len(s) + 1.0 for s in seqs])).numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def score(self, rows: np.ndarray, id_lists):
+        vectors = self.embed(id_lists)
+        scores = (vectors * self.targets[rows]).sum(1)
+        if self.fluency:
+            scores = scores + self.fluency * self.log_prob_per_word(rows, id_lists)
+        return vectors, scores
+
+    def offer(self, rows, id_lists) -> None:
+        """Score candidates (one row index each) and keep each row's best if it beats the current."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not len(rows):
+            return
+        vectors, scores = self.score(rows, id_lists)
+        for k in np.argsort(-scores, kind="stable"):
+            i = rows[k]
+            if scores[k] > self.scores[i] + 1e-6:
+                self.best[i], self.vectors[i], self.scores[i] = list(id_lists[k]), vectors[k], scores[k]
+
+    @property
+    def cosine(self) -> np.ndarray:
+        return (self.vectors * self.targets).sum(1)
+
+    # --- the search -------------------------------------------------------------------
+    @torch.no_grad()
+    def start(self, seed: int) -> None:
+        """The candidate pool, then the two corrections in the sentence space."""
+        n, limit = len(self.targets), self.max_length
+        pools = [greedy_decode(self.model, self.z, max_length=limit), beam_decode(self.model, self.z, beam_size=5, max_length=limit)]
+        generator = torch.Generator().manual_seed(int(seed))
+        pools += [sample_decode(self.model, self.z, max_length=limit, temperature=0.6, generator=generator) for _ in range(4)]
+        self.best = list(pools[0])
+        self.vectors, self.scores = self.score(np.arange(n), self.best)
+        for pool in pools[1:]:
+            self.offer(np.arange(n), pool)
+        for push in (1.0, 2.0):
+            moved = self.targets + push * (self.targets - self.vectors)
+            moved /= np.linalg.norm(moved, axis=1, keepdims=True).clip(1e-12)
+            z = torch.from_numpy(self.vae.encode_embeddings(moved))
+            self.offer(np.arange(n), greedy_decode(self.model, z, max_length=limit))
+
+    @torch.no_grad()
+    def step(self, proposals: int, words: int) -> None:
+        rows, candidates, branches = [], [], []
+        for first in range(0, len(self.best), _BLOCK):
+            block = np.arange(first, min(first + _BLOCK, len(self.best)))
+            states = self.decoder_states(block, [self.best[i] for i in block])
+            for k, i in enumerate(block.tolist()):
+                sentence = self.best[i]
+                log_probs = self.model.next_log_probs(states[k, : len(sentence) + 1])  # (T, V)
+                log_probs[:, PAD] = log_probs[:, BOS] = -1e9
+                edits, branch = self.edits(i, sentence, log_probs, proposals, words)
+                rows += [i] * len(edits)
+                candidates += edits
+                branches += [(i, prefix) for prefix in branch]
+        if branches:
+            finished = self.complete(np.array([i for i, _ in branches]), [p for _, p in branches])
+            rows += [i for i, _ in branches]
+            candidates += finished
+        for bonus in BAG_BONUSES:
+            rows += list(range(len(self.best)))
+            candidates += self.bag_decode(bonus)
+        keep = [k for k, c in enumerate(candidates) if 0 < len(c) <= self.max_length]
+        self.offer([rows[k] for k in keep], [candidates[k] for k in keep])
+
+    def edits(self, i: int, sentence: list[int], log_probs: torch.Tensor, proposals: int, words: int):
+        """Candidate sentences for row ``i``, and prefixes to continue greedily."""
+        current = torch.tensor(sentence + [EOS])
+        held = log_probs.gather(1, current[:, None]).squeeze(1)  # (T,)
+        top = log_probs.topk(4, dim=-1)
+        ranked = sorted(
+            ((value - held[j].item(), j, w) for j in range(len(current))
+             for w, value in zip(top.indices[j].tolist(), top.values[j].tolist()) if w != current[j].item()),
+            reverse=True,
+        )
+        edits, branch = [], []
+        for _, j, w in ranked[:proposals]:
+            if w == EOS:
+                edits.append(sentence[:j])
+                continue
+            edits += [sentence[:j] + [w] + sentence[j + 1:], sentence[:j] + [w] + sentence[j:]]
+            branch.append(sentence[:j] + [w])
+        residual = self.targets[i] - self.vectors[i]
+        fit = self.word_vectors @ residual
+        fit[: len(SPECIALS) + FREQUENT] = -np.inf
+        present = set(sentence)
+        for w in [int(w) for w in np.argsort(-fit)[: words * 3] if int(w) not in present][:words]:
+            column = log_probs[:, w]
+            edits += [sentence[:j] + [w] + sentence[j:] for j in column.topk(min(2, len(column))).indices.tolist()]
+            edits += [sentence[:j] + [w] + sentence[j + 1:] for j in (column - held).topk(min(2, len(column))).indices.tolist()
+                      if j < len(sentence)]
+            branch.append(sentence[: int(column.argmax())] + [w])
+        if len(sentence) > 1:
+            pull = self.word_vectors[sentence] @ (self.vectors[i] - self.targets[i])
+            edits += [sentence[:j] + sentence[j + 1:] for j in np.argsort(-pull)[:4]]
+        return edits, branch
+
+    @torch.no_grad()
+    def bag_decode(self, bonus: float) -> list[list[int]]:
+        """Greedy decodes of z where each word of the current best sentence earns ``bonus`` once.
+
+        Puts the words the search found back into an order the decoder finds fluent.
+        """
+        out = []
+        for first in range(0, len(self.best), _BLOCK):
+            rows = np.arange(first, min(first + _BLOCK, len(self.best)))
+            owed = torch.zeros(len(rows), len(self.vae.vocab))
+            for k, i in enumerate(rows.tolist()):
+                owed[k, [w for w in self.best[i] if w >= len(SPECIALS) + FREQUENT]] = bonus
+            token, state, z = torch.full((len(rows), 1), BOS, dtype=torch.long), None, self.z[rows]
+            done, steps = torch.zeros(len(rows), dtype=torch.bool), []
+            for _ in range(self.max_length + 1):
+                outputs, state = self.model.decoder_states(z, token, state=state)
+                log_probs = self.model.next_log_probs(outputs[:, 0]) + owed
+                log_probs[:, PAD] = log_probs[:, BOS] = -1e9
+                chosen = log_probs.argmax(-1).masked_fill(done, EOS)
+                owed[torch.arange(len(rows)), chosen] = 0.0
+                steps.append(chosen)
+                done |= chosen == EOS
+                if bool(done.all()):
+                    break
+                token = chosen.unsqueeze(1)
+            ids = torch.stack(steps, dim=1).tolist()
+            out += [row[: row.index(EOS)] if EOS in row else row[: self.max_length] for row in ids]
+        return out
+
+    @torch.no_grad()
+    def decoder_states(self, rows: np.ndarray, id_lists) -> torch.Tensor:
+        """Decoder outputs after ``<s>`` and each word, shape (n, T, H), for rows' z."""
+        states, _ = self.model.decoder_states(self.z[rows], _padded([[BOS] + s for s in id_lists]))
+        return states
+
+    @torch.no_grad()
+    def complete(self, rows: np.ndarray, prefixes) -> list[list[int]]:
+        """Continue each prefix greedily to the end token (or the length limit)."""
+        out = []
+        for a in range(0, len(prefixes), _CHUNK):
+            chunk, z = prefixes[a:a + _CHUNK], self.z[rows[a:a + _CHUNK]]
+            states = self.decoder_states(rows[a:a + _CHUNK], chunk)
+            last = states[torch.arange(len(chunk)), torch.tensor([len(p) for p in chunk])]  # (n, H)
+            sentences = [list(p) for p in chunk]
+            done = torch.tensor([len(p) >= self.max_length for p in chunk])
+            state, log_probs = last.unsqueeze(0).contiguous(), self.model.next_log_probs(last)
+            for _ in range(self.max_length):
+                log_probs[:, PAD] = log_probs[:, BOS] = -1e9
+                chosen = log_probs.argmax(-1).masked_fill(done, EOS)
+                for k in torch.nonzero(~done).flatten().tolist():
+                    word = int(chosen[k])
+                    if word == EOS or len(sentences[k]) >= self.max_length:
+                        done[k] = True
+                    else:
+                        sentences[k].append(word)
+                if bool(done.all()):
+                    break
+                outputs, state = self.model.decoder_states(z, chosen.unsqueeze(1), state=state)
+                log_probs = self.model.next_log_probs(outputs[:, 0])
+            out += sentences
+        return out
+
+
+def _padded(id_lists) -> torch.Tensor:
+    width = max(len(s) for s in id_lists)
+    batch = torch.full((len(id_lists), width), PAD, dtype=torch.long)
+    for k, s in enumerate(id_lists):
+        batch[k, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return batch
