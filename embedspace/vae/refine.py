@@ -1,8 +1,8 @@
 """Decode a point of the semantic space by searching for a sentence that embeds near it.
 
 An ``embedding``-encoder VAE decodes a sentence vector in one greedy pass, and that
-sentence's own embedding is often far from the vector it came from (cosine about 0.66 on
-PTB test). Because the sentence encoder is at hand, the decoder's guess can be checked and
+sentence's own embedding is often far from the vector it came from (mean cosine 0.61 on
+the first 1,000 PTB test sentences). Because the sentence encoder is at hand, the decoder's guess can be checked and
 improved, as vec2text (Morris et al. 2023) does with a trained corrector. Here the search
 needs no training:
 
@@ -13,15 +13,18 @@ needs no training:
    decoder's likeliest word substitutions and insertions (each also continued greedily to
    the end of the sentence), the words whose own vectors best explain the missing part
    ``t - e`` placed where the decoder likes them best, and the deletion of the words that
-   most pull ``e`` away from ``t``. Every candidate is embedded, and the best replaces the
-   current sentence when it scores higher.
+   most pull ``e`` away from ``t``, and greedy decodes in which each word of the best
+   sentence earns a bonus (the found words in an order the decoder likes). Every candidate
+   is embedded, and the best replaces the current sentence when it scores higher.
 
 A candidate's score is its cosine with the target plus ``fluency`` times its mean log
 probability per word under the decoder given the target's z, which keeps the search from
 drifting to word salad that happens to embed well.
 
-Cost: about 80 sentence embeddings per sentence per round (the whole search at the
-defaults: about 450 per sentence, near a second each on 2 cores).
+Cost: about 80 sentence embeddings per sentence per round. At the defaults (5 rounds) the
+search takes 2.1 s per sentence on 2 cores and, on the first 1,000 PTB test sentences,
+raises BLEU from 13.56 to 17.56 and the cosine from 0.61 to 0.91
+(``scripts/bench_vae_refine.py``).
 """
 
 from __future__ import annotations

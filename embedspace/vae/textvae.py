@@ -253,7 +253,7 @@ class TextVAE:
         refine : int, default=0
             Rounds of search for a sentence that embeds nearer each point
             (:func:`embedspace.vae.refine.refine_decode`); 0 decodes once. About 80
-            sentence embeddings per point and round: 5 rounds take near a second a point.
+            sentence embeddings per point and round: 5 rounds take about 2 s a point on 2 cores.
         progress : bool, optional
             Progress bar while refining.
         """
