@@ -186,6 +186,9 @@ def test_refined_decoding_finds_sentences_that_embed_nearer(corpus, encoder, cli
     assert np.allclose(reported, cosines(refined), atol=5e-3)  # the cosines are the sentences' own
     assert cosines(refined).mean() > cosines(greedy).mean() + 0.05, (cosines(greedy), cosines(refined))
     assert vae.decode_embeddings(targets, refine=0) == greedy
+    for bad, message in ((targets[:0], "no points"), (targets[:, :10], "size 384"), (targets, "rounds")):
+        with pytest.raises(es.InputError, match=message):
+            refine_decode(vae, bad, rounds=-1 if message == "rounds" else 1, progress=False)
     status, stdout, stderr = cli("vae", "reconstruct", tmp_path / "e.vae", held_out[0], "--refine", "1", "--json")
     assert status == 0, stderr
     assert json.loads(stdout)["reconstructions"][0]["text"] == held_out[0]

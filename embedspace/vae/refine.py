@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from .._progress import progress_bar
+from ..errors import InputError
 from .sampling import beam_decode, greedy_decode, sample_decode
 from .vocab import BOS, EOS, PAD, SPECIALS
 
@@ -73,8 +74,19 @@ def refine_decode(vae, targets, *, rounds: int = 5, fluency: float = 0.02, propo
     sentences : list of n str
     cosines : ndarray of shape (n,)
         Cosine of each sentence's embedding with its target.
+
+    Raises
+    ------
+    InputError
+        If there are no targets, they have the wrong size, ``rounds`` is negative or the
+        VAE reads tokens (encoder ``gru``).
     """
-    search = _Search(vae, np.atleast_2d(np.asarray(targets, dtype=np.float32)), fluency)
+    targets = np.atleast_2d(np.asarray(targets, dtype=np.float32))
+    if len(targets) == 0:
+        raise InputError("no points to decode")
+    if int(rounds) < 0:
+        raise InputError(f"refine rounds must be >= 0, got {rounds}")
+    search = _Search(vae, targets, fluency)
     with progress_bar(rounds + 1, "refining", progress=progress, unit="round") as bar:
         search.start(seed)
         bar.update(1)
