@@ -132,6 +132,28 @@ def test_generation_api(tiny_vae):
         vae.decode_embeddings(np.zeros((1, 384), dtype=np.float32))
 
 
+def test_decoding_continues_prefixes_and_spends_word_bonuses(tiny_vae, corpus):
+    import torch
+
+    from embedspace.vae.sampling import greedy_decode, sample_decode
+
+    vae, _ = tiny_vae
+    z = torch.as_tensor(vae.encode(corpus[:6]))
+    limit = vae.config.max_length
+    greedy = greedy_decode(vae.model, z, max_length=limit)
+    prefixes = [row[: k % 3] for k, row in enumerate(greedy)]  # empty, one- and two-word prefixes mixed
+    assert sample_decode(vae.model, z, max_length=limit, temperature=0.0, prefixes=prefixes) == greedy
+    forced = [[5, 6], [], [7], [5, 6], [], [7]]
+    out = sample_decode(vae.model, z, max_length=limit, temperature=0.0, prefixes=forced)
+    assert all(row[: len(p)] == p for row, p in zip(out, forced))
+    word = len(vae.vocab) - 1  # a rare word greedy decoding does not choose unaided
+    bonus = torch.zeros(len(z), len(vae.vocab))
+    bonus[:, word] = 1e4
+    boosted = sample_decode(vae.model, z, max_length=limit, temperature=0.0, bonus=bonus)
+    assert all(row[0] == word and word not in row[1:] for row in boosted)  # spent once chosen
+    assert float(bonus.sum()) == 0.0
+
+
 def test_metrics_have_the_contract_keys(tiny_vae, corpus):
     vae, _ = tiny_vae
     result = vae.evaluate(corpus[:40], samples=8, progress=False)

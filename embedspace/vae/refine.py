@@ -236,21 +236,7 @@ class _Search:
             owed = torch.zeros(len(rows), len(self.vae.vocab))
             for k, i in enumerate(rows.tolist()):
                 owed[k, [w for w in self.best[i] if w >= len(SPECIALS) + FREQUENT]] = bonus
-            token, state, z = torch.full((len(rows), 1), BOS, dtype=torch.long), None, self.z[rows]
-            done, steps = torch.zeros(len(rows), dtype=torch.bool), []
-            for _ in range(self.max_length + 1):
-                outputs, state = self.model.decoder_states(z, token, state=state)
-                log_probs = self.model.next_log_probs(outputs[:, 0]) + owed
-                log_probs[:, PAD] = log_probs[:, BOS] = -1e9
-                chosen = log_probs.argmax(-1).masked_fill(done, EOS)
-                owed[torch.arange(len(rows)), chosen] = 0.0
-                steps.append(chosen)
-                done |= chosen == EOS
-                if bool(done.all()):
-                    break
-                token = chosen.unsqueeze(1)
-            ids = torch.stack(steps, dim=1).tolist()
-            out += [row[: row.index(EOS)] if EOS in row else row[: self.max_length] for row in ids]
+            out += sample_decode(self.model, self.z[rows], max_length=self.max_length, temperature=0.0, bonus=owed)
         return out
 
     @torch.no_grad()
@@ -259,31 +245,12 @@ class _Search:
         states, _ = self.model.decoder_states(self.z[rows], _padded([[BOS] + s for s in id_lists]))
         return states
 
-    @torch.no_grad()
     def complete(self, rows: np.ndarray, prefixes) -> list[list[int]]:
         """Continue each prefix greedily to the end token (or the length limit)."""
         out = []
         for a in range(0, len(prefixes), _CHUNK):
-            chunk, z = prefixes[a:a + _CHUNK], self.z[rows[a:a + _CHUNK]]
-            states = self.decoder_states(rows[a:a + _CHUNK], chunk)
-            last = states[torch.arange(len(chunk)), torch.tensor([len(p) for p in chunk])]  # (n, H)
-            sentences = [list(p) for p in chunk]
-            done = torch.tensor([len(p) >= self.max_length for p in chunk])
-            state, log_probs = last.unsqueeze(0).contiguous(), self.model.next_log_probs(last)
-            for _ in range(self.max_length):
-                log_probs[:, PAD] = log_probs[:, BOS] = -1e9
-                chosen = log_probs.argmax(-1).masked_fill(done, EOS)
-                for k in torch.nonzero(~done).flatten().tolist():
-                    word = int(chosen[k])
-                    if word == EOS or len(sentences[k]) >= self.max_length:
-                        done[k] = True
-                    else:
-                        sentences[k].append(word)
-                if bool(done.all()):
-                    break
-                outputs, state = self.model.decoder_states(z, chosen.unsqueeze(1), state=state)
-                log_probs = self.model.next_log_probs(outputs[:, 0])
-            out += sentences
+            out += sample_decode(self.model, self.z[rows[a:a + _CHUNK]], max_length=self.max_length, temperature=0.0,
+                                 prefixes=prefixes[a:a + _CHUNK])
         return out
 
 

@@ -33,21 +33,34 @@ def greedy_decode(model, z: torch.Tensor | None, *, max_length: int, n: int | No
 
 
 @torch.no_grad()
-def sample_decode(model, z, *, max_length: int, temperature: float = 1.0, generator: torch.Generator | None = None, n: int | None = None) -> list[list[int]]:
+def sample_decode(model, z, *, max_length: int, temperature: float = 1.0, generator: torch.Generator | None = None, n: int | None = None,
+                  prefixes: list[list[int]] | None = None, bonus: torch.Tensor | None = None) -> list[list[int]]:
     """Draw each next word from p(w | history, z) ** (1 / temperature); 0 means greedy.
+
+    Parameters
+    ----------
+    prefixes : list of N lists of word ids, optional
+        Continue these sentences instead of starting each from ``<s>``; every result
+        begins with its prefix.
+    bonus : FloatTensor of shape (N, V), optional
+        Added to the log-probabilities; a word's bonus is spent once the word is chosen
+        (the tensor is changed in place).
 
     Returns
     -------
-    list of N lists of word ids (without the end token)
+    list of N lists of word ids (without the end token), at most ``max_length`` long
     """
     count = z.shape[0] if z is not None else int(n)
-    token = torch.full((count, 1), BOS, dtype=torch.long)
-    state = None
+    token, state = torch.full((count, 1), BOS, dtype=torch.long), None
+    if prefixes is not None and any(prefixes):
+        token, state = _after_prefixes(model, z, prefixes)
     done = torch.zeros(count, dtype=torch.bool)
     steps = []
     for _ in range(max_length + 1):
         outputs, state = model.decoder_states(z, token, state=state)
         log_probs = model.next_log_probs(outputs[:, 0])  # (N, V)
+        if bonus is not None:
+            log_probs += bonus
         log_probs[:, PAD] = -float("inf")
         log_probs[:, BOS] = -float("inf")
         if temperature > 0:
@@ -56,13 +69,34 @@ def sample_decode(model, z, *, max_length: int, temperature: float = 1.0, genera
         else:
             nxt = log_probs.argmax(dim=-1)
         nxt = nxt.masked_fill(done, EOS)
+        if bonus is not None:
+            bonus[torch.arange(count), nxt] = 0.0
         steps.append(nxt)
         done |= nxt == EOS
         if bool(done.all()):
             break
         token = nxt.unsqueeze(1)
     ids = torch.stack(steps, dim=1).tolist()
-    return [row[: row.index(EOS)] if EOS in row else row[:max_length] for row in ids]
+    rows = [row[: row.index(EOS)] if EOS in row else row for row in ids]
+    if prefixes is not None:
+        rows = [list(p) + row for p, row in zip(prefixes, rows)]
+    return [row[:max_length] for row in rows]
+
+
+def _after_prefixes(model, z, prefixes):
+    """The last input token of each ``<s>`` + prefix, and the decoder state before it, shape (1, N, H)."""
+    histories = [[BOS] + list(p) for p in prefixes]
+    width = max(len(h) for h in histories)
+    inputs = torch.full((len(histories), width), PAD, dtype=torch.long)
+    for k, h in enumerate(histories):
+        inputs[k, : len(h)] = torch.tensor(h, dtype=torch.long)
+    outputs, _ = model.decoder_states(z, inputs)  # (N, T, H); row k after its first t + 1 tokens at t
+    before = model.initial_state(z, len(histories))[0].clone()  # (N, H): the state before <s>
+    lengths = torch.tensor([len(h) for h in histories])
+    has_prefix = lengths > 1
+    before[has_prefix] = outputs[has_prefix, lengths[has_prefix] - 2]
+    token = inputs[torch.arange(len(histories)), lengths - 1].unsqueeze(1)
+    return token, before.unsqueeze(0).contiguous()
 
 
 @torch.no_grad()
