@@ -90,8 +90,8 @@ def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, se
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if not texts:
         raise InputError("no sentences to evaluate")
-    if refine and vae.config.encoder != "embedding":
-        raise InputError(f"--refine needs a VAE trained with --encoder embedding (this one: {vae.config.encoder})")
+    if refine:
+        vae._need_embedding_encoder("--refine")
     model = vae.model.eval()
     config = vae.config
     generator = torch.Generator().manual_seed(seed)

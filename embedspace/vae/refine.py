@@ -78,14 +78,15 @@ def refine_decode(vae, targets, *, rounds: int = 5, fluency: float = 0.02, propo
     Raises
     ------
     InputError
-        If there are no targets, they have the wrong size, ``rounds`` is negative or the
-        VAE reads tokens (encoder ``gru``).
+        If there are no targets, they have the wrong size, ``rounds``, ``proposals`` or
+        ``words`` is negative, or the VAE reads tokens (encoder ``gru``).
     """
     targets = np.atleast_2d(np.asarray(targets, dtype=np.float32))
     if len(targets) == 0:
         raise InputError("no points to decode")
-    if int(rounds) < 0:
-        raise InputError(f"refine rounds must be >= 0, got {rounds}")
+    for name, value in (("refine rounds", rounds), ("proposals", proposals), ("words", words)):
+        if int(value) < 0:
+            raise InputError(f"{name} must be >= 0, got {value}")
     search = _Search(vae, targets, fluency)
     with progress_bar(rounds + 1, "refining", progress=progress, unit="round") as bar:
         search.start(seed)

@@ -207,8 +207,7 @@ class TextVAE:
         vectors : array-like of shape (n, sentence_dim)
             Rows of an EmbeddingSet, a cluster centroid, the midpoint of two documents...
         """
-        if self.config.encoder != "embedding":
-            raise InputError(f"decoding an embedding needs a VAE trained with --encoder embedding (this one: {self.config.encoder})")
+        self._need_embedding_encoder("decoding an embedding")
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         if vectors.shape[1] != self.config.sentence_dim:
             raise InputError(f"expected vectors of size {self.config.sentence_dim}, got {vectors.shape[1]}")
@@ -325,8 +324,7 @@ class TextVAE:
         embed near each text's embedding; see :meth:`decode_embeddings`.
         """
         if refine:
-            if self.config.encoder != "embedding":
-                raise InputError(f"--refine needs a VAE trained with --encoder embedding (this one: {self.config.encoder})")
+            self._need_embedding_encoder("--refine")
             return self.decode_embeddings(self.sentence_vectors(_check_texts(texts)), refine=refine, progress=progress)
         return self.decode(self.encode(texts), beam_size=beam_size)
 
@@ -375,6 +373,10 @@ class TextVAE:
         from .metrics import evaluate
 
         return evaluate(self, texts, samples=samples, progress=progress, seed=seed, refine=refine)
+
+    def _need_embedding_encoder(self, what: str) -> None:
+        if self.config.encoder != "embedding":
+            raise InputError(f"{what} needs a VAE trained with --encoder embedding (this one: {self.config.encoder})")
 
     def _need_latent(self):
         if not self.config.has_latent:
