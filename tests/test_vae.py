@@ -208,17 +208,28 @@ def test_refined_decoding_finds_sentences_that_embed_nearer(corpus, encoder, cli
     assert np.allclose(reported, cosines(refined), atol=5e-3)  # the cosines are the sentences' own
     assert cosines(refined).mean() > cosines(greedy).mean() + 0.05, (cosines(greedy), cosines(refined))
     assert vae.decode_embeddings(targets, refine=0) == greedy
+    # Restarts: the first search of each target is the single search, so with the score
+    # being the cosine alone the best of three is never worse.
+    single = refine_decode(vae, targets, rounds=1, fluency=0.0, progress=False)[1]
+    sentences, best_of_three = refine_decode(vae, targets, rounds=1, restarts=3, fluency=0.0, progress=False)
+    assert len(sentences) == len(held_out) and np.all(best_of_three >= single - 1e-3), (single, best_of_three)
+    assert np.allclose(best_of_three, cosines(sentences), atol=5e-3)
     for bad, message in ((targets[:0], "no points"), (targets[:, :10], "size 384"), (targets, "rounds")):
         with pytest.raises(es.InputError, match=message):
             refine_decode(vae, bad, rounds=-1 if message == "rounds" else 1, progress=False)
-    status, stdout, stderr = cli("vae", "reconstruct", tmp_path / "e.vae", held_out[0], "--refine", "1", "--json")
+    with pytest.raises(es.InputError, match="restarts"):
+        refine_decode(vae, targets, restarts=0, progress=False)
+    status, stdout, stderr = cli("vae", "reconstruct", tmp_path / "e.vae", held_out[0], "--refine", "1", "--restarts", "2", "--json")
     assert status == 0, stderr
     assert json.loads(stdout)["reconstructions"][0]["text"] == held_out[0]
+    status, _, stderr = cli("vae", "reconstruct", tmp_path / "e.vae", held_out[0], "--refine", "1", "--restarts", "0")
+    assert status == 2 and stderr.strip().startswith("error:") and "Traceback" not in stderr
     (tmp_path / "held.txt").write_text("\n".join(held_out) + "\n")
     status, stdout, stderr = cli("vae", "eval", tmp_path / "e.vae", tmp_path / "held.txt", "--samples", "4", "--refine", "1", "--json")
     assert status == 0, stderr
     scores = json.loads(stdout)
     assert scores["refine_rounds"] == 1 and 0 <= scores["bleu_refined"] <= 100 and scores["cosine_refined"] > 0
+    assert scores["refine_restarts"] == 1
 
 
 def _interrupt_validation(monkeypatch, call: int) -> None:

@@ -175,10 +175,11 @@ def _register_reconstruct(verbs) -> None:
         description=(
             "Decode the posterior mean of each TEXT (greedy, or beam search with --beam). With an embedding-encoder "
             "VAE, --refine N instead searches N rounds for a sentence whose own embedding lies near the TEXT's "
-            "(about 80 embeddings per TEXT and round)."
+            "(about 80 embeddings per TEXT and round); --restarts R runs R such searches from different starts "
+            "and keeps the best."
         ),
         examples=["embedspace vae reconstruct captions.vae 'a man is playing a guitar.'", "embedspace vae reconstruct captions.vae 'a cat sleeps.' --beam 5",
-                  "embedspace vae reconstruct emb.vae 'a cat sleeps.' --refine 5"],
+                  "embedspace vae reconstruct emb.vae 'a cat sleeps.' --refine 5 --restarts 3"],
         handler=_run_reconstruct,
     )
     p.add_argument("vae", metavar="VAE")
@@ -186,13 +187,16 @@ def _register_reconstruct(verbs) -> None:
     p.add_argument("--beam", type=positive_int, default=1, help="beam size (default: 1, greedy)")
     p.add_argument("--refine", type=_non_negative_int, default=0, metavar="N",
                    help="embedding encoder: N rounds of search for a sentence that embeds near the input (default: 0, off)")
+    p.add_argument("--restarts", type=positive_int, default=1, metavar="R",
+                   help="with --refine: searches per TEXT from different starts, the best kept (default: 1; R times the time)")
     p.add_argument("--json", action="store_true", help="print {\"reconstructions\": [{\"text\", \"reconstruction\"}]}")
 
 
 def _run_reconstruct(args) -> int:
     from ..vae import load
 
-    outputs = load(args.vae).reconstruct(args.texts, beam_size=args.beam, refine=args.refine, progress=progress_of(args))
+    outputs = load(args.vae).reconstruct(args.texts, beam_size=args.beam, refine=args.refine, restarts=args.restarts,
+                                         progress=progress_of(args))
     if args.json:
         emit_json({"reconstructions": [{"text": t, "reconstruction": r} for t, r in zip(args.texts, outputs)]})
     else:
@@ -278,6 +282,8 @@ def _register_eval(verbs, name) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--refine", type=_non_negative_int, default=0, metavar="N",
                    help="embedding encoder: also score N rounds of refined decoding (keys bleu_refined, cosine_refined)")
+    p.add_argument("--restarts", type=positive_int, default=1, metavar="R",
+                   help="with --refine: searches per sentence from different starts, the best kept (default: 1)")
     p.add_argument("--json", action="store_true", help="print JSON with keys nll, elbo, kl, ppl, active_units, mi, bleu")
 
 
@@ -287,7 +293,8 @@ def _run_eval(args) -> int:
 
     vae = load(args.vae)
     texts = read(args.file, text_col=args.text_col)["text"].tolist()
-    result = vae.evaluate(texts, samples=args.samples, progress=progress_of(args), seed=args.seed, refine=args.refine)
+    result = vae.evaluate(texts, samples=args.samples, progress=progress_of(args), seed=args.seed, refine=args.refine,
+                          restarts=args.restarts)
     if args.json:
         emit_json(result)
     else:
@@ -298,7 +305,7 @@ def _run_eval(args) -> int:
             f"(n {result['n']}, K {result['samples']})"
         )
         if "bleu_refined" in result:
-            print(f"bleu_refined {result['bleu_refined']:.2f}  cosine_refined {result['cosine_refined']:.4f}  (rounds {result['refine_rounds']})")
+            print(f"bleu_refined {result['bleu_refined']:.2f}  cosine_refined {result['cosine_refined']:.4f}  (rounds {result['refine_rounds']}, restarts {result['refine_restarts']})")
     return 0
 
 

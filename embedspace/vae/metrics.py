@@ -57,7 +57,7 @@ def mutual_information(mu: torch.Tensor, logvar: torch.Tensor, *, generator=None
 
 @torch.no_grad()
 def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, seed: int = 0, rows_per_pass: int = 2048,
-             refine: int = 0) -> dict:
+             refine: int = 0, restarts: int = 1) -> dict:
     """All metrics of ``vae`` on ``texts``.
 
     Parameters
@@ -73,7 +73,10 @@ def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, se
         Decoder rows (sentences x samples) per forward pass.
     refine : int, default=0
         ``embedding`` encoder: also score :func:`embedspace.vae.refine.refine_decode` with
-        this many rounds (keys ``bleu_refined``, ``cosine_refined``, ``refine_rounds``).
+        this many rounds (keys ``bleu_refined``, ``cosine_refined``, ``refine_rounds``,
+        ``refine_restarts``).
+    restarts : int, default=1
+        Searches per sentence when refining.
 
     Returns
     -------
@@ -150,7 +153,8 @@ def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, se
     if refine:
         from .refine import refine_decode
 
-        refined, cosines = refine_decode(vae, vae.sentence_vectors(texts), rounds=int(refine), progress=progress)
+        refined, cosines = refine_decode(vae, vae.sentence_vectors(texts), rounds=int(refine), restarts=restarts,
+                                         progress=progress)
         result.update(bleu_refined=float(sacrebleu.corpus_bleu(refined, [references]).score),
-                      cosine_refined=float(cosines.mean()), refine_rounds=int(refine))
+                      cosine_refined=float(cosines.mean()), refine_rounds=int(refine), refine_restarts=int(restarts))
     return result

@@ -241,7 +241,8 @@ class TextVAE:
             ids = greedy_decode(self.model, z, max_length=limit)
         return [self.vocab.decode(row) for row in ids]
 
-    def decode_embeddings(self, vectors, *, beam_size: int = 1, refine: int = 0, progress: bool | None = None) -> list[str]:
+    def decode_embeddings(self, vectors, *, beam_size: int = 1, refine: int = 0, restarts: int = 1,
+                          progress: bool | None = None) -> list[str]:
         """Decode points of the semantic space (``embedding`` encoder) into sentences.
 
         Parameters
@@ -253,6 +254,9 @@ class TextVAE:
             Rounds of search for a sentence that embeds nearer each point
             (:func:`embedspace.vae.refine.refine_decode`); 0 decodes once. About 80
             sentence embeddings per point and round: 5 rounds take about 2 s a point on 2 cores.
+        restarts : int, default=1
+            Searches per point from different starts when refining, the best kept; each
+            costs as much as the first.
         progress : bool, optional
             Progress bar while refining.
         """
@@ -261,10 +265,10 @@ class TextVAE:
         if refine:
             from .refine import refine_decode
 
-            return refine_decode(self, vectors, rounds=int(refine), progress=progress)[0]
+            return refine_decode(self, vectors, rounds=int(refine), restarts=restarts, progress=progress)[0]
         return self.decode(self.encode_embeddings(vectors), beam_size=beam_size)
 
-    def decode_centroids(self, space, labels, *, beam_size: int = 1, refine: int = 0):
+    def decode_centroids(self, space, labels, *, beam_size: int = 1, refine: int = 0, restarts: int = 1):
         """Decode the centre of each group of an EmbeddingSet (a cluster, a class).
 
         Parameters
@@ -278,6 +282,8 @@ class TextVAE:
         refine : int, default=0
             Rounds of search for a sentence that embeds nearer each centroid (see
             :meth:`decode_embeddings`).
+        restarts : int, default=1
+            Searches per centroid when refining (see :meth:`decode_embeddings`).
 
         Returns
         -------
@@ -313,11 +319,12 @@ class TextVAE:
         centroids = np.stack([np.asarray(space.vectors[np.asarray(groups[g])], dtype=np.float32).mean(axis=0) for g in names])
         if identity.normalized:
             centroids /= np.linalg.norm(centroids, axis=1, keepdims=True).clip(1e-12)
-        sentences = self.decode_embeddings(centroids, beam_size=beam_size, refine=refine)
+        sentences = self.decode_embeddings(centroids, beam_size=beam_size, refine=refine, restarts=restarts)
         return pd.DataFrame({"label": names, "size": [len(groups[g]) for g in names], "sentence": sentences})
 
     # --- the user-facing operations --------------------------------------------------------
-    def reconstruct(self, texts: Sequence[str], *, beam_size: int = 1, refine: int = 0, progress: bool | None = None) -> list[str]:
+    def reconstruct(self, texts: Sequence[str], *, beam_size: int = 1, refine: int = 0, restarts: int = 1,
+                    progress: bool | None = None) -> list[str]:
         """Decode the posterior mean of each text (greedy, or beam search).
 
         With ``refine`` > 0 (``embedding`` encoder only), search instead for sentences that
@@ -325,7 +332,8 @@ class TextVAE:
         """
         if refine:
             self._need_embedding_encoder("--refine")
-            return self.decode_embeddings(self.sentence_vectors(_check_texts(texts)), refine=refine, progress=progress)
+            vectors = self.sentence_vectors(_check_texts(texts))
+            return self.decode_embeddings(vectors, refine=refine, restarts=restarts, progress=progress)
         return self.decode(self.encode(texts), beam_size=beam_size)
 
     def sample(self, n: int = 10, *, temperature: float = 0.0, seed: int | None = None) -> list[str]:
@@ -368,11 +376,12 @@ class TextVAE:
         za, zb, zc = self.encode([a, b, c])
         return self.decode((za - zb + zc)[None], beam_size=beam_size)[0]
 
-    def evaluate(self, texts: Sequence[str], *, samples: int = 500, progress: bool | None = None, seed: int = 0, refine: int = 0) -> dict:
+    def evaluate(self, texts: Sequence[str], *, samples: int = 500, progress: bool | None = None, seed: int = 0, refine: int = 0,
+                 restarts: int = 1) -> dict:
         """The standard metrics on ``texts``; see :func:`embedspace.vae.metrics.evaluate`."""
         from .metrics import evaluate
 
-        return evaluate(self, texts, samples=samples, progress=progress, seed=seed, refine=refine)
+        return evaluate(self, texts, samples=samples, progress=progress, seed=seed, refine=refine, restarts=restarts)
 
     def _need_embedding_encoder(self, what: str) -> None:
         if self.config.encoder != "embedding":
