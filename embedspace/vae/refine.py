@@ -60,8 +60,9 @@ def refine_decode(vae, targets, *, rounds: int = 5, restarts: int = 1, fluency: 
     restarts : int, default=1
         Searches per target, each starting from a different one of the pool's best
         distinct candidates; the best-scoring result is kept. Costs ``restarts`` times as
-        much; on the first 100 PTB test sentences 3 restarts raise BLEU from 15.5 to 16.6,
-        where more rounds of one search stay level (15.1 after 10).
+        much. On PTB test sentences 101-400, 3 restarts raise BLEU from 15.39 to 17.40,
+        where more rounds of one search stay level (15.0 after 6 rounds, 15.1 after 10, on
+        the first 100).
     fluency : float, default=0.02
         Weight of the decoder's mean log probability per word in the score.
     proposals : int, default=12
