@@ -213,6 +213,15 @@ def test_refined_decoding_finds_sentences_that_embed_nearer(corpus, encoder, cli
     single = refine_decode(vae, targets, rounds=1, fluency=0.0, progress=False)[1]
     sentences, best_of_three = refine_decode(vae, targets, rounds=1, restarts=3, fluency=0.0, progress=False)
     assert len(sentences) == len(held_out) and np.all(best_of_three >= single - 1e-3), (single, best_of_three)
+    # ... and the other two start elsewhere: from the pool's next best distinct candidates.
+    from embedspace.vae.refine import _Search
+
+    one, three = _Search(vae, targets, 0.0), _Search(vae, targets, 0.0, restarts=3)
+    one.start(0), three.start(0)
+    n = len(targets)
+    assert three.best[:n] == one.best
+    starts = [{tuple(three.best[r * n + i]) for r in range(3)} for i in range(n)]
+    assert sum(len(s) == 3 for s in starts) >= n // 2, starts
     assert np.allclose(best_of_three, cosines(sentences), atol=5e-3)
     for bad, message in ((targets[:0], "no points"), (targets[:, :10], "size 384"), (targets, "rounds")):
         with pytest.raises(es.InputError, match=message):
