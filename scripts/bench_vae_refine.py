@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("vae", help="an embedding-encoder VAE directory")
     parser.add_argument("--ptb", default=str(DEFAULT_PTB), help="folder with ptb.test.txt")
-    parser.add_argument("--sentences", type=int, default=1000, help="the first N test sentences (default: 1000)")
+    parser.add_argument("--sentences", type=int, default=1000, help="how many test sentences, after --skip (default: 1000)")
     parser.add_argument("--skip", type=int, default=0, help="start after the first M test sentences (default: 0)")
     parser.add_argument("--rounds", type=int, default=5, help="refinement rounds (default: 5)")
     parser.add_argument("--restarts", type=int, default=1, help="searches per sentence from different starts (default: 1)")
