@@ -131,6 +131,15 @@ Settings (one thread per model, PTB valid -ELBO):
   Three searches per target that share one population (each round they take the three
   best distinct sentences of all the candidates) reach the same cosine as independent
   restarts (0.915) but BLEU 16.65. They converge on the word salad that embeds best.
+- A trained corrector, as vec2text does it (prototype, 2 threads, 40 minutes): a bi-GRU
+  over the VAE's greedy decode h, a GRU decoder started from an MLP of [t, e, t - e]
+  (e = embed(h)), attention over h and a copy switch. It was trained on the 84,591 pairs
+  of PTB train + sampled sentences and their greedy decodes; since BLEU on train equals
+  BLEU on test, those decodes are as wrong as the test ones. Validation NLL 88.37, against
+  86.76 for the VAE's reconstruction. On the first 1,000 test sentences, one correction
+  step gives 13.34 against 13.56 (cosine 0.627 against 0.61); steps 2 and 3 give 13.08 and
+  12.67. Vec2text's one-step gain (BLEU 30 -> 50) came from a T5-base trained on millions
+  of passages. At 85k sentences the corrector only learns what the VAE already knows.
 
 Writes ``OUT/report.md`` and ``OUT/results.json`` (and one log per model).
 """
