@@ -233,6 +233,9 @@ def test_refined_decoding_finds_sentences_that_embed_nearer(corpus, encoder, cli
     assert json.loads(stdout)["reconstructions"][0]["text"] == held_out[0]
     status, _, stderr = cli("vae", "reconstruct", tmp_path / "e.vae", held_out[0], "--refine", "1", "--restarts", "0")
     assert status == 2 and stderr.strip().startswith("error:") and "Traceback" not in stderr
+    for verb in (("reconstruct", held_out[0]), ("eval", tmp_path / "missing.txt")):  # restarts without a search
+        status, _, stderr = cli("vae", *verb[:1], tmp_path / "e.vae", verb[1], "--restarts", "3")
+        assert status == 2 and stderr.strip() == "error: --restarts 3 needs --refine N (restarts repeat the refining search)"
     (tmp_path / "held.txt").write_text("\n".join(held_out) + "\n")
     status, stdout, stderr = cli("vae", "eval", tmp_path / "e.vae", tmp_path / "held.txt", "--samples", "4", "--refine", "1", "--json")
     assert status == 0, stderr

@@ -63,6 +63,14 @@ def register(subparsers) -> None:
     _register_eval(verbs, "eval")
 
 
+def _check_restarts(args) -> None:
+    """``--restarts`` only means something with ``--refine``: say so rather than ignore it."""
+    from ..cli import UsageError
+
+    if args.restarts > 1 and not args.refine:
+        raise UsageError(f"--restarts {args.restarts} needs --refine N (restarts repeat the refining search)")
+
+
 def _missing_verb(parser) -> int:
     from ..cli import UsageError
 
@@ -195,6 +203,7 @@ def _register_reconstruct(verbs) -> None:
 def _run_reconstruct(args) -> int:
     from ..vae import load
 
+    _check_restarts(args)
     outputs = load(args.vae).reconstruct(args.texts, beam_size=args.beam, refine=args.refine, restarts=args.restarts,
                                          progress=progress_of(args))
     if args.json:
@@ -291,6 +300,7 @@ def _run_eval(args) -> int:
     from ..sources import read
     from ..vae import load
 
+    _check_restarts(args)
     vae = load(args.vae)
     texts = read(args.file, text_col=args.text_col)["text"].tolist()
     result = vae.evaluate(texts, samples=args.samples, progress=progress_of(args), seed=args.seed, refine=args.refine,
