@@ -87,7 +87,7 @@ def compare(vectors: np.ndarray, reference: np.ndarray, ref_top: np.ndarray, k: 
 
 
 def _threads() -> int:
-    from embedspace.encoders import _threads as embedspace_threads
+    from embedspace.backend_choice import _threads as embedspace_threads
 
     return embedspace_threads()
 

@@ -177,6 +177,7 @@ def test_padded_width_rounds_up_by_length():
 
 def test_auto_takes_bf16_only_where_the_cpu_runs_it_fast(monkeypatch):
     """bf16 ran at 3.09x plain on AMD's native avx512_bf16 and 0.87x on a Xeon without AMX."""
+    import embedspace.backend_choice as backend_choice
     import embedspace.encoders as encoders
 
     monkeypatch.delenv("EMBEDSPACE_BACKEND", raising=False)
@@ -187,8 +188,8 @@ def test_auto_takes_bf16_only_where_the_cpu_runs_it_fast(monkeypatch):
         ("AuthenticAMD", {"avx2"}, "onnx"),
     ]
     for vendor, flags, expected in cases:
-        monkeypatch.setattr(encoders, "_cpu_vendor", lambda v=vendor: v)
-        monkeypatch.setattr(encoders, "_cpu_flags", lambda f=flags: set(f))
+        monkeypatch.setattr(backend_choice, "_cpu_vendor", lambda v=vendor: v)
+        monkeypatch.setattr(backend_choice, "_cpu_flags", lambda f=flags: set(f))
         assert encoders.default_backend() == expected, (vendor, flags)
     assert encoders.default_batch_size("openvino-bf16") == 64
     assert encoders.default_batch_size("onnx") == 32
@@ -217,6 +218,7 @@ def test_long_texts_are_tokenised_from_a_prefix_to_the_same_ids(encoder):
 
 
 def test_map_embeds_with_int8_products_only_where_bf16_is_native(monkeypatch):
+    import embedspace.backend_choice as backend_choice
     import embedspace.encoders as encoders
 
     monkeypatch.delenv("EMBEDSPACE_BACKEND", raising=False)
@@ -225,8 +227,8 @@ def test_map_embeds_with_int8_products_only_where_bf16_is_native(monkeypatch):
         ("GenuineIntel", {"avx512_bf16", "avx512_vnni"}, "openvino-int8-mixed"),
         ("AuthenticAMD", {"avx2"}, "onnx"),
     ]:
-        monkeypatch.setattr(encoders, "_cpu_vendor", lambda v=vendor: v)
-        monkeypatch.setattr(encoders, "_cpu_flags", lambda f=flags: set(f))
+        monkeypatch.setattr(backend_choice, "_cpu_vendor", lambda v=vendor: v)
+        monkeypatch.setattr(backend_choice, "_cpu_flags", lambda f=flags: set(f))
         assert encoders.default_map_backend() == expected, (vendor, flags)
     monkeypatch.setenv("EMBEDSPACE_BACKEND", "onnx")
     assert encoders.default_map_backend() == "onnx"
