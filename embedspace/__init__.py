@@ -17,8 +17,8 @@ __version__ = "0.1.0"
 
 from .cache import EmbeddingCache
 from .embedding import embed, embed_to_disk
-from .embeddingset import EmbeddingSet
-from .encoders import ModelIdentity, load_encoder
+from .embeddingset import EmbeddingSet, ModelIdentity
+from .encoders import load_encoder
 from .errors import (
     EmbedspaceError,
     FormatError,

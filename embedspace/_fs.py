@@ -25,9 +25,24 @@ __all__ = [
     "atomic_directory",
     "atomic_write_bytes",
     "atomic_write_json",
+    "cache_dir",
     "check_output_path",
     "sha256_file",
 ]
+
+def cache_dir() -> Path:
+    """Return the embedspace cache folder (created on demand by writers).
+
+    ``EMBEDSPACE_CACHE_DIR`` wins; otherwise the platform's user cache directory
+    (``~/.cache/embedspace`` on Linux).
+    """
+    override = os.environ.get("EMBEDSPACE_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("embedspace", appauthor=False))
+
 
 _TMP_MARK = ".tmp-"
 _OLD_MARK = ".old-"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ._fs import sha256_file
-from .encoders import ModelIdentity
+from .embeddingset import ModelIdentity
 from .errors import FormatError, InputError
 from .store import read_manifest
 

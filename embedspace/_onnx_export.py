@@ -29,7 +29,7 @@ _EXPORT_VERSION = "1"
 
 
 def _export_dir(weights_sha256: str) -> Path:
-    from .cache import cache_dir
+    from ._fs import cache_dir
 
     return cache_dir() / "models" / f"{weights_sha256[:24]}-v{_EXPORT_VERSION}"
 
@@ -80,11 +80,11 @@ def _export(folder: Path, dest: Path) -> None:
     import transformers
     from transformers import AutoModel, AutoTokenizer
 
-    from .encoders import _read_layout
+    from .model_files import read_layout
 
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar in our output
 
-    layout = _read_layout(folder)
+    layout = read_layout(folder)
     tokenizer = AutoTokenizer.from_pretrained(str(layout.transformer_dir), local_files_only=True)
     if not getattr(tokenizer, "is_fast", False):
         raise InputError(f"{folder}: the fast backends need a 'fast' tokenizer; use --backend torch")

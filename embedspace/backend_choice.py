@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["BATCH_SIZES", "default_backend", "default_batch_size", "default_map_backend"]
+__all__ = ["BACKENDS", "BATCH_SIZES", "PADDING_SENSITIVE", "default_backend", "default_batch_size", "default_map_backend"]
+
+BACKENDS = ("auto", "torch", "onnx", "openvino", "openvino-bf16", "onnx-int8", "openvino-int8", "openvino-int8-mixed",
+            "openvino-int8-bf16")
+
+PADDING_SENSITIVE = frozenset({"openvino-int8", "openvino-int8-mixed", "openvino-bf16", "openvino-int8-bf16"})
+"""Backends whose vector for a text changes with the width its batch is padded to (and with
+nothing else about the batch). ``onnx-int8`` is not listed: ONNX Runtime's dynamic int8
+takes one activation scale per batch, so its vectors depend on the other texts anyway."""
 
 
 def _cpuinfo(field: str) -> str:

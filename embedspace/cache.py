@@ -23,9 +23,10 @@ from typing import Sequence
 
 import numpy as np
 
+from ._fs import cache_dir
 from .errors import InputError
 
-__all__ = ["EmbeddingCache", "cache_dir", "namespace_of", "text_key"]
+__all__ = ["EmbeddingCache", "namespace_of", "text_key"]
 
 _SCHEMA_VERSION = 2
 """2: vectors in a rowid table with a unique (ns, key) index (1.7 KB per 384-d vector
@@ -40,20 +41,6 @@ _VECTORS_TABLE = (
 # embedded word list of `relate`); `clear` empties them too. Exported models are kept.
 _DERIVED_DIRS = ("vocabularies",)
 _PARAMS_PER_QUERY = 900  # below SQLite's default limit on bound parameters
-
-
-def cache_dir() -> Path:
-    """Return the embedspace cache folder (created on demand by writers).
-
-    ``EMBEDSPACE_CACHE_DIR`` wins; otherwise the platform's user cache directory
-    (``~/.cache/embedspace`` on Linux).
-    """
-    override = os.environ.get("EMBEDSPACE_CACHE_DIR")
-    if override:
-        return Path(override).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("embedspace", appauthor=False))
 
 
 @contextlib.contextmanager
@@ -149,7 +136,7 @@ def namespace_of(identity) -> str:
         str(identity.dim),
         str(identity.max_seq_length),
     ]
-    from .encoders import PADDING_SENSITIVE
+    from .backend_choice import PADDING_SENSITIVE
 
     if identity.backend in PADDING_SENSITIVE:
         # vectors since per-text padding widths (batch-independent; v2: short texts are not

@@ -19,20 +19,68 @@ manifest and the checksums.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ._fs import atomic_directory
-from .encoders import ModelIdentity
 from .errors import FormatError, InputError
 from .store import NpyAppender, TableSink, read_manifest, write_manifest
 
-__all__ = ["EmbeddingSet", "EmbeddingSetWriter", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["EmbeddingSet", "EmbeddingSetWriter", "FORMAT", "FORMAT_VERSION", "ModelIdentity"]
 
 FORMAT = "embedspace.embeddingset"
 FORMAT_VERSION = 1
 _DTYPES = ("float32", "float16")
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Who made a set of vectors: model, exact weights, backend and post-processing.
+
+    Attributes
+    ----------
+    name : str
+        Model name (``sentence-transformers/all-MiniLM-L6-v2``) or local folder.
+    weights_sha256 : str
+        sha256 over the model's files; two folders with the same files agree.
+    dim : int
+        Vector dimension.
+    normalized : bool
+        Whether vectors have unit L2 norm.
+    max_seq_length : int
+        Tokens kept per text; longer texts are truncated.
+    backend : str
+        The backend that computed the vectors.
+    """
+
+    name: str
+    weights_sha256: str
+    dim: int
+    normalized: bool
+    max_seq_length: int = 0
+    backend: str = "torch"
+
+    def to_dict(self) -> dict:
+        """Return a JSON-serialisable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "ModelIdentity | None":
+        """Rebuild from :meth:`to_dict` output (``None`` stays ``None``)."""
+        if not data:
+            return None
+        known = {f: data[f] for f in cls.__dataclass_fields__ if f in data}
+        return cls(**known)
+
+    def same_space(self, other: "ModelIdentity | None") -> bool:
+        """True when vectors of ``self`` and ``other`` can be compared (same weights and dim)."""
+        return other is not None and self.weights_sha256 == other.weights_sha256 and self.dim == other.dim
+
+    def describe(self) -> str:
+        """Short human-readable form, e.g. ``all-MiniLM-L6-v2 (384-d, weights 1a2b3c4d)``."""
+        return f"{Path(self.name).name or self.name} ({self.dim}-d, weights {self.weights_sha256[:8]})"
 
 
 class EmbeddingSet:

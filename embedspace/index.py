@@ -35,7 +35,7 @@ import numpy as np
 from . import _ann
 from ._fs import atomic_directory, check_output_path, sha256_file
 from ._index_sources import SetSource, VectorRows, open_entry, verify_payloads
-from .encoders import ModelIdentity
+from .embeddingset import ModelIdentity
 from .errors import FormatError, InputError, ModelMismatchError
 from .store import read_manifest, write_manifest
 

@@ -37,7 +37,7 @@ _NUMBA_READY = False
 
 def numba_cache_dir():
     """Folder of numba's on-disk cache: ``<embedspace cache>/numba``."""
-    from .cache import cache_dir
+    from ._fs import cache_dir
 
     return cache_dir() / "numba"
 

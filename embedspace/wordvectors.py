@@ -572,7 +572,7 @@ class TermSpace:
 def _vocabulary_matrix(embedder: _EncoderTerms, terms: list[str], progress) -> np.ndarray:
     """Unit vectors of ``terms``, saved once per (model, templates, word list) as a .npy file."""
     from ._fs import atomic_write_bytes
-    from .cache import cache_dir
+    from ._fs import cache_dir
 
     digest = hashlib.sha256("\n".join(terms).encode("utf-8")).hexdigest()[:16]
     path = cache_dir() / "vocabularies" / f"{embedder.key()}-{digest}.npy"

@@ -191,7 +191,7 @@ def _fresh_cache(work: Path, name: str, user_cache: Path) -> Path:
 
 def bertopic(args) -> None:
     import embedspace as es
-    from embedspace.cache import cache_dir
+    from embedspace._fs import cache_dir
 
     try:
         import bertopic  # noqa: F401

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from embedspace.cache import EmbeddingCache, namespace_of, text_key
-from embedspace.encoders import ModelIdentity
+from embedspace.embeddingset import ModelIdentity
 from embedspace.errors import InputError
 
 IDENTITY = ModelIdentity(name="test-model", weights_sha256="0" * 64, dim=384, normalized=True, max_seq_length=256,

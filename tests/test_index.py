@@ -11,7 +11,7 @@ import pytest
 
 import embedspace as es
 from embedspace import _ann
-from embedspace.encoders import ModelIdentity
+from embedspace.embeddingset import ModelIdentity
 from embedspace.errors import FormatError, InputError, ModelMismatchError
 
 

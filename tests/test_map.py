@@ -170,7 +170,7 @@ print(json.dumps({"cluster": mapped.table["cluster"].tolist(), "x": mapped.table
 
 
 def test_numba_cache_lives_in_the_embedspace_cache(mapper):
-    from embedspace.cache import cache_dir
+    from embedspace._fs import cache_dir
 
     cached = list((cache_dir() / "numba").rglob("*.nbi"))
     assert any("layouts" in p.name for p in cached) and any("umap_" in str(p.parent) for p in cached)

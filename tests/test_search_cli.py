@@ -13,7 +13,8 @@ import pytest
 
 from conftest import snapshot
 import embedspace as es
-from embedspace.encoders import DEFAULT_MODEL, ModelIdentity
+from embedspace.embeddingset import ModelIdentity
+from embedspace.encoders import DEFAULT_MODEL
 
 
 @pytest.fixture(scope="module")

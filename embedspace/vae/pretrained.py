@@ -53,7 +53,7 @@ def token_embedding_init(vocab: Vocabulary, dim: int, model: str | os.PathLike |
     InputError
         The model lacks the files, has no token-embedding tensor, or ``dim`` exceeds D.
     """
-    from ..encoders import resolve_model
+    from ..model_files import resolve_model
 
     _, folder = resolve_model(model)
     table = _token_table(folder)

@@ -143,7 +143,8 @@ class TextVAE:
         ModelMismatchError
             If the model found on this machine is not the one the VAE was trained on.
         """
-        from ..encoders import ModelIdentity, load_encoder
+        from ..embeddingset import ModelIdentity
+        from ..encoders import load_encoder
 
         if self.config.encoder != "embedding":
             raise InputError(f"this VAE reads tokens (encoder '{self.config.encoder}'), not sentence embeddings")
@@ -298,7 +299,7 @@ class TextVAE:
         """
         import pandas as pd
 
-        from ..encoders import ModelIdentity
+        from ..embeddingset import ModelIdentity
         from ..errors import ModelMismatchError
 
         identity = ModelIdentity.from_dict(self.config.sentence_model) if self.config.sentence_model else None
