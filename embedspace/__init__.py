@@ -15,11 +15,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .cache import EmbeddingCache
-from .embedding import embed, embed_to_disk
-from .embeddingset import EmbeddingSet, ModelIdentity
-from .encoders import load_encoder
-from .errors import (
+from embedspace import relations  # es.relations.analogy("man", "king", "woman")
+from embedspace.embeddingset import EmbeddingSet, ModelIdentity
+from embedspace.encoding import EmbeddingCache, embed, embed_to_disk, load_encoder
+from embedspace.errors import (
     EmbedspaceError,
     FormatError,
     InputError,
@@ -28,15 +27,13 @@ from .errors import (
     ModelNotFoundError,
     OutputExistsError,
 )
-from .evaluation import evaluate_analogy, evaluate_sts, evaluate_word_similarity
-from .index import Index, build_index, load_index
-from .retrieval import evaluate_retrieval
-from .sources import read
-from .describe import describe
-from .mapping import map_collection, map_collection as map, write_map  # es.map(space, seed=0)
-from .wordvectors import TermSpace, load_vocabulary, read_word_vectors
-from . import relations  # es.relations.analogy("man", "king", "woman")
+from embedspace.evaluation import evaluate_analogy, evaluate_retrieval, evaluate_sts, evaluate_word_similarity
+from embedspace.mapping import describe, map_collection, write_map
+from embedspace.relations import TermSpace, load_vocabulary, read_word_vectors
+from embedspace.search import Index, build_index, load_index
+from embedspace.sources import read
 
+map = map_collection  # es.map(space, seed=0)
 
 def __getattr__(name):
     # ``es.vae`` (the text VAE) is imported on first use: it needs torch.

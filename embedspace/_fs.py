@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from .errors import InputError, OutputExistsError
+from embedspace.errors import InputError, OutputExistsError
 
 __all__ = [
     "atomic_directory",

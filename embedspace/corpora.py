@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import InputError
+from embedspace.errors import InputError
 
 __all__ = ["Corpus", "list_corpora", "corpora_dir", "corpus_path"]
 

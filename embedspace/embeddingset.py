@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._fs import atomic_directory
-from .errors import FormatError, InputError
-from .store import NpyAppender, TableSink, read_manifest, write_manifest
+from embedspace._fs import atomic_directory
+from embedspace.errors import FormatError, InputError
+from embedspace.store import NpyAppender, TableSink, read_manifest, write_manifest
 
 __all__ = ["EmbeddingSet", "EmbeddingSetWriter", "FORMAT", "FORMAT_VERSION", "ModelIdentity"]
 

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .errors import InputError
+from embedspace.corpora import corpus_chunks
+from embedspace.errors import InputError
 
 __all__ = ["read", "iter_chunks", "ReadReport", "SUPPORTED_SUFFIXES"]
 
@@ -221,8 +222,6 @@ def _with_text_first(frame, text_col: str, source: str):
 def _raw_chunks(source, *, text_col: str, strict: bool, chunk_rows: int):
     text = str(source)
     if text.startswith("corpus:"):
-        from .corpora import corpus_chunks
-
         yield from corpus_chunks(text[len("corpus:"):], chunk_rows=chunk_rows)
         return
     path = Path(source).expanduser()

@@ -20,17 +20,19 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import struct
 from pathlib import Path
 
 import numpy as np
 
-from ._fs import sha256_file
-from .errors import FormatError, InputError
+from embedspace._fs import sha256_file
+from embedspace.errors import FormatError, InputError
 
 __all__ = [
     "MANIFEST",
+    "jsonable",
     "library_versions",
     "write_manifest",
     "read_manifest",
@@ -48,6 +50,25 @@ _FORMAT_NAMES = {
     "embedspace.vae": "a VAE model",
 }
 
+
+
+def jsonable(value):
+    """``value`` with numpy scalars, tuples and paths made JSON-ready; NaN and infinities become None.
+
+    Dict keys become strings. Used for every JSON file and ``--json`` output, so that a
+    non-finite figure is written as ``null``, never as the invalid token ``NaN``.
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 def library_versions(*extra: str) -> dict[str, str]:
     """Versions of embedspace and of the libraries that shaped an artefact."""

@@ -73,9 +73,9 @@ def real_sentences(shared: Path = SHARED, seed: int = 0) -> list[str]:
 
 def embed_pool(n: int, *, progress=None):
     """Vectors (n, 384) of the first n pool sentences, through the shared embedding cache."""
-    from embedspace.cache import EmbeddingCache
-    from embedspace.embedding import encode_texts
-    from embedspace.encoders import load_encoder
+    from embedspace.encoding.cache import EmbeddingCache
+    from embedspace.encoding.pipeline import encode_texts
+    from embedspace.encoding.encoders import load_encoder
 
     texts = real_sentences()[:n]
     encoder = load_encoder()

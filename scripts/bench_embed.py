@@ -87,7 +87,7 @@ def compare(vectors: np.ndarray, reference: np.ndarray, ref_top: np.ndarray, k: 
 
 
 def _threads() -> int:
-    from embedspace.backend_choice import _threads as embedspace_threads
+    from embedspace.encoding.backends import _threads as embedspace_threads
 
     return embedspace_threads()
 
@@ -101,7 +101,7 @@ class PlainLibrary:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        from embedspace.encoders import resolve_model
+        from embedspace.encoding.encoders import resolve_model
 
         torch.set_num_threads(threads)
         self.model = SentenceTransformer(str(resolve_model()[1]), device="cpu", local_files_only=True)
@@ -114,7 +114,7 @@ class Backend:
     """One embedspace backend through the public encoder API."""
 
     def __init__(self, backend: str, batch_size: int | None):
-        from embedspace.encoders import load_encoder
+        from embedspace.encoding.encoders import load_encoder
 
         self.encoder = load_encoder(backend=backend, batch_size=batch_size)
         name = backend if backend != "auto" else f"auto ({self.encoder.backend})"
@@ -173,7 +173,7 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main(argv=None) -> int:
-    from embedspace.encoders import BACKENDS, default_backend
+    from embedspace.encoding.encoders import BACKENDS, default_backend
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=6000, help="distinct STS-B train sentences (default 6000)")
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per backend (default 3)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="texts per forward pass for every backend (default: each backend's own, "
-                             "embedspace.encoders.default_batch_size; the plain library always uses 32)")
+                             "embedspace.encoding.encoders.default_batch_size; the plain library always uses 32)")
     parser.add_argument("--backends", nargs="+", default=[b for b in BACKENDS if b not in ("auto", "torch")],
                         help="embedspace backends to measure (default: all but torch)")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")

@@ -76,7 +76,7 @@ def ag_news_table(path: Path):
 
 def labelled_sets(ag_path: Path, max_tokens: int | None = None, backend: str = "auto"):
     import embedspace as es
-    from embedspace.encoders import default_map_backend
+    from embedspace.encoding.encoders import default_map_backend
 
     backend = default_map_backend() if backend == "auto" else backend
 
@@ -92,8 +92,8 @@ def _kmeans_v(vectors, truth, k, seed=0) -> float:
 
 
 def acceptance(args) -> None:
-    from embedspace.clustering import clustering_scores
-    from embedspace.mapping import CollectionMapper
+    from embedspace.mapping.clustering import clustering_scores
+    from embedspace.mapping.mapper import CollectionMapper
 
     rows = []
     for name, space in labelled_sets(Path(args.ag_news), args.max_tokens, args.backend):
@@ -103,7 +103,7 @@ def acceptance(args) -> None:
         auto = CollectionMapper(random_state=0, display=False, progress=False).fit(space)
         seconds = time.perf_counter() - started
         scores = clustering_scores(auto.clusterer_.labels_, truth)
-        from embedspace.clustering import assign_outliers
+        from embedspace.mapping.clustering import assign_outliers
 
         assigned = clustering_scores(assign_outliers(auto.cluster_embedding_, auto.clusterer_.labels_), truth)
         with_k = CollectionMapper(n_clusters=k, random_state=0, display=False, progress=False).fit(space)
@@ -121,9 +121,9 @@ def acceptance(args) -> None:
 
 
 def sweep(args) -> None:
-    from embedspace.clustering import Clusterer, clustering_scores
-    from embedspace.neighbors import knn_graph
-    from embedspace.reduction import UMAPReducer
+    from embedspace.mapping.clustering import Clusterer, clustering_scores
+    from embedspace.mapping.neighbors import knn_graph
+    from embedspace.mapping.reduction import UMAPReducer
 
     seeds = [int(s) for s in args.seeds.split(",")]
     neighbours = [int(s) for s in args.neighbors.split(",")]
@@ -155,7 +155,7 @@ import pandas as pd
 from bertopic import BERTopic
 from sentence_transformers import SentenceTransformer
 from sklearn.metrics import normalized_mutual_info_score
-from embedspace.encoders import resolve_model
+from embedspace.encoding.encoders import resolve_model
 frame = pd.read_parquet(sys.argv[1])
 model = SentenceTransformer(str(resolve_model()[1]), device="cpu")
 topics, _ = BERTopic(embedding_model=model).fit_transform(frame["text"].tolist())

@@ -64,7 +64,7 @@ def write_plotly_page(documents, clusters, path: Path, text_chars: int) -> None:
     """The plain-library way: plotly scattergl, one trace per cluster, plotly.js inlined."""
     import plotly.graph_objects as go
 
-    from embedspace.plotting import NOISE_COLOR, cluster_colors
+    from embedspace.mapping.plotting import NOISE_COLOR, cluster_colors
 
     figure = go.Figure()
     real = clusters[clusters["cluster"] >= 0]
@@ -137,7 +137,7 @@ def main() -> int:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from embedspace.mappage import page_data, render_map_html
+    from embedspace.mapping.page import page_data, render_map_html
 
     work = Path(tempfile.mkdtemp(prefix="bench-mappage-"))
     documents, clusters = synthetic_map(args.n)
@@ -192,7 +192,7 @@ def main() -> int:
 
 
 def _limit(n: int) -> int:
-    from embedspace.mappage import text_limit
+    from embedspace.mapping.page import text_limit
 
     return text_limit(n)
 

@@ -13,7 +13,7 @@ claim is measured here, in one run, against the plain way in the same run:
    kept and written to ``texts.parquet``. All distinct, so every text is really embedded.
 2. **Plain rate**: ``encoder.encode`` of the default model and backend on a random 20,000-text
    subset, in memory, no cache, no I/O — the encoder's own rate.
-3. **Streaming** (child process): :func:`embedspace.embedding.embed_to_disk` of all ``--n``
+3. **Streaming** (child process): :func:`embedspace.encoding.pipeline.embed_to_disk` of all ``--n``
    texts into a set, with a FRESH cache directory (``--cache-dir``, deleted afterwards), so
    the figure is uncached; peak RSS of the whole process tree is sampled with psutil every
    0.2 s; CPU seconds are those of the tree.
@@ -82,7 +82,7 @@ def short_texts(n: int, seed: int = 0) -> list[str]:
 # --- child-process stages ----------------------------------------------------------------------
 def _stage(args) -> None:
     """Run one measured stage in this (child) process; print its JSON result on stdout."""
-    from embedspace.embedding import embed_to_disk
+    from embedspace.encoding.pipeline import embed_to_disk
 
     result = {}
     started = time.perf_counter()
@@ -90,7 +90,7 @@ def _stage(args) -> None:
         summary = embed_to_disk(args.input, args.output, overwrite=True, progress=False, cache=not args.no_cache)
         result = {"n": summary.n, "n_cached": summary.n_cached, "backend": summary.backend}
     elif args.stage == "ray":
-        from embedspace.distributed import embed_with_ray, ray_session
+        from embedspace.distributed.session import embed_with_ray, ray_session
 
         ray_session(num_cpus=os.cpu_count())
         result["ray_init_s"] = round(time.perf_counter() - started, 2)
@@ -175,7 +175,7 @@ def _plain_rate(texts: list[str]) -> dict:
     """The default encoder's own rate on ``texts``, in memory, no cache."""
     import resource
 
-    from embedspace.encoders import load_encoder
+    from embedspace.encoding.encoders import load_encoder
 
     encoder = load_encoder()
     encoder.encode(texts[:256])  # warm-up (compilation, first allocations)

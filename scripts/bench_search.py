@@ -112,7 +112,7 @@ def bench_size(size, real, queries, kinds, args, rng):
     import pandas as pd
 
     import embedspace as es
-    from embedspace.encoders import load_encoder
+    from embedspace.encoding.encoders import load_encoder
 
     vectors = jittered(real, size, rng)
     table = pd.DataFrame({"text": [f"row {i}" for i in range(size)], "bucket": rng.integers(0, 10, size)})
@@ -166,7 +166,7 @@ def bench_size(size, real, queries, kinds, args, rng):
 
 
 def bench_scifact():
-    from embedspace.retrieval import evaluate_retrieval
+    from embedspace.evaluation.retrieval import evaluate_retrieval
 
     out = {}
     for split, modes in (("test", ("dense", "bm25", "hybrid")), ("train", ("dense", "bm25", "hybrid"))):
@@ -183,12 +183,12 @@ def fusion_comparison():
     """RRF (k = 20, 60, 100) against min-max score blending (w = 0.3 .. 0.7), SciFact train qrels."""
     import pandas as pd
 
-    from embedspace.cache import EmbeddingCache
+    from embedspace.encoding.cache import EmbeddingCache
     from embedspace.embeddingset import EmbeddingSet
-    from embedspace.encoders import load_encoder
-    from embedspace.index import build_index
-    from embedspace.lexical import reciprocal_rank_fusion
-    from embedspace.retrieval import _CachedEncoder, load_beir, retrieval_metrics
+    from embedspace.encoding.encoders import load_encoder
+    from embedspace.search.index import build_index
+    from embedspace.search.lexical import reciprocal_rank_fusion
+    from embedspace.evaluation.retrieval import _CachedEncoder, load_beir, retrieval_metrics
 
     data = load_beir(SCIFACT, "train")
     encoder = _CachedEncoder(load_encoder(), EmbeddingCache())
@@ -228,7 +228,7 @@ def fusion_comparison():
 CLI_PROBE = r"""
 import time, sys
 t0 = time.perf_counter()
-from embedspace.index import load_index
+from embedspace.search.index import load_index
 t1 = time.perf_counter()
 index = load_index(sys.argv[1])
 t2 = time.perf_counter()
@@ -249,7 +249,7 @@ def bench_cli(real_texts, real, workdir):
     import pandas as pd
 
     import embedspace as es
-    from embedspace.encoders import load_encoder
+    from embedspace.encoding.encoders import load_encoder
 
     root = Path(workdir) / "cli50k"
     if not (root / "news.index" / "manifest.json").is_file():

@@ -3,7 +3,7 @@
 Scores word similarity (MEN natural form, WordSim-353, and the extra sets RG-65, MTurk-771,
 WS-353 SIM/REL, RW when present) and questions-words analogies (3CosAdd and 3CosMul, over the
 file's own words and optionally over the shipped 30,000-word vocabulary), each with words
-encoded alone and averaged over :data:`embedspace.wordvectors.WORD_TEMPLATES`. The template set
+encoded alone and averaged over :data:`embedspace.relations.wordvectors.WORD_TEMPLATES`. The template set
 was chosen on MTurk-771 (best of the candidate sets tried there); MEN and WS-353 were not used
 to choose it.
 

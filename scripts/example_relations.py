@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     matrix = es.relations.similarity_matrix(["cat", "dog", "car", "truck", "ice cream"], space=space)
     print(matrix.round(3), end="\n\n")
     if args.plots:
-        from embedspace.relation_plots import plot_axis, plot_similarity_heatmap
+        from embedspace.relations.plots import plot_axis, plot_similarity_heatmap
 
         args.plots.mkdir(parents=True, exist_ok=True)
         plot_similarity_heatmap(matrix, args.plots / "similarity.png", overwrite=True)

@@ -26,7 +26,7 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def encoder():
     """The default model with the default backend, loaded once."""
-    from embedspace.encoders import load_encoder
+    from embedspace.encoding.encoders import load_encoder
 
     enc = load_encoder()
     enc.encode(["warm up"])
@@ -36,7 +36,7 @@ def encoder():
 @pytest.fixture(scope="session")
 def torch_encoder():
     """The reference torch backend, loaded once."""
-    from embedspace.encoders import load_encoder
+    from embedspace.encoding.encoders import load_encoder
 
     enc = load_encoder(backend="torch")
     enc.encode(["warm up"])

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from embedspace.encoders import BACKENDS, PADDING_SENSITIVE, load_encoder
+from embedspace.encoding.encoders import BACKENDS, PADDING_SENSITIVE, load_encoder
 
 FAST = [b for b in BACKENDS if b not in ("auto", "torch")]
 EXACT = ("onnx", "openvino")
@@ -62,8 +62,8 @@ def test_default_backend_keeps_top10_neighbours(encoder, torch_vectors, sentence
 
 
 def test_quantized_models_are_cached_beside_the_export_and_reused(fast_encoders, monkeypatch):
-    from embedspace import _quantize
-    from embedspace._onnx_export import _int8_model, exported_model
+    from embedspace.encoding import _quantize
+    from embedspace.encoding._onnx_export import _int8_model, exported_model
 
     enc = fast_encoders["onnx-int8"]
     export = exported_model(enc.folder, enc.identity.weights_sha256)
@@ -82,7 +82,7 @@ def test_quantized_models_are_cached_beside_the_export_and_reused(fast_encoders,
 
 
 def test_cached_file_is_atomic(tmp_path):
-    from embedspace._quantize import cached_file
+    from embedspace.encoding._quantize import cached_file
 
     target = tmp_path / "model-x.onnx"
 
@@ -108,7 +108,7 @@ def test_unknown_backend_is_an_input_error():
 
 
 def test_gptq_rounding_beats_nearest_rounding_on_its_inputs():
-    from embedspace._quantize import gptq_quantize
+    from embedspace.encoding._quantize import gptq_quantize
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2000, 64)) * np.linspace(0.2, 3.0, 64)  # uneven input scales
@@ -124,7 +124,7 @@ def test_gptq_rounding_beats_nearest_rounding_on_its_inputs():
 
 def test_max_tokens_cuts_every_backend_to_the_same_window(torch_encoder, sentences):
     """``max_tokens`` truncates on the fast path and on torch alike, and is part of the identity."""
-    from embedspace.cache import namespace_of
+    from embedspace.encoding.cache import namespace_of
 
     long_text = " ".join(sentences[:30])
     longer = long_text + " " + " ".join(sentences[30:60])  # the same first 16 tokens
@@ -170,15 +170,15 @@ def test_a_texts_vector_does_not_depend_on_its_batch(backend, fast_encoders, sen
 
 
 def test_padded_width_rounds_up_by_length():
-    from embedspace.encoders import padded_width
+    from embedspace.encoding.encoders import padded_width
 
     assert padded_width(np.array([1, 4, 5, 64, 65, 129, 250, 256]), 256).tolist() == [1, 4, 5, 64, 72, 144, 256, 256]
 
 
 def test_auto_takes_bf16_only_where_the_cpu_runs_it_fast(monkeypatch):
     """bf16 ran at 3.09x plain on AMD's native avx512_bf16 and 0.87x on a Xeon without AMX."""
-    import embedspace.backend_choice as backend_choice
-    import embedspace.encoders as encoders
+    import embedspace.encoding.backends as backend_choice
+    import embedspace.encoding.encoders as encoders
 
     monkeypatch.delenv("EMBEDSPACE_BACKEND", raising=False)
     cases = [
@@ -200,7 +200,7 @@ def test_auto_takes_bf16_only_where_the_cpu_runs_it_fast(monkeypatch):
 def test_long_texts_are_tokenised_from_a_prefix_to_the_same_ids(encoder):
     """Long texts are tokenised from a prefix; the window must equal the whole text's."""
     import embedspace as es
-    from embedspace._tokens import encode_window
+    from embedspace.encoding._tokens import encode_window
 
     tokenizer = encoder._get_tokenizer()
     posts = [t.strip() for t in es.read("corpus:20newsgroups")["text"].tolist()[:400]]
@@ -218,8 +218,8 @@ def test_long_texts_are_tokenised_from_a_prefix_to_the_same_ids(encoder):
 
 
 def test_map_embeds_with_int8_products_only_where_bf16_is_native(monkeypatch):
-    import embedspace.backend_choice as backend_choice
-    import embedspace.encoders as encoders
+    import embedspace.encoding.backends as backend_choice
+    import embedspace.encoding.encoders as encoders
 
     monkeypatch.delenv("EMBEDSPACE_BACKEND", raising=False)
     for vendor, flags, expected in [
@@ -236,7 +236,7 @@ def test_map_embeds_with_int8_products_only_where_bf16_is_native(monkeypatch):
 
 def test_onnx_split_sessions_give_the_one_session_result_for_any_batch(fast_encoders, sentences):
     """With 2+ threads exact ONNX runs two sessions on the halves of a batch; 1 or 3 rows included."""
-    from embedspace._onnx_export import make_runner
+    from embedspace.encoding._onnx_export import make_runner
 
     encoder = fast_encoders["onnx"]
     encoder.encode(sentences[:2])  # builds the export

@@ -7,7 +7,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from embedspace.cache import EmbeddingCache, namespace_of, text_key
+from embedspace.encoding.cache import EmbeddingCache, namespace_of, text_key
 from embedspace.embeddingset import ModelIdentity
 from embedspace.errors import InputError
 
@@ -70,7 +70,7 @@ def test_a_cache_from_a_newer_embedspace_is_refused(tmp_path):
 
 _OPEN_AT = """
 import sys, time
-from embedspace.cache import EmbeddingCache
+from embedspace.encoding.cache import EmbeddingCache
 start = float(sys.argv[2])
 while time.time() < start:
     pass

@@ -22,7 +22,7 @@ def blobs():
 
 
 def test_auto_granularity_finds_the_three_blobs(blobs):
-    from embedspace.clustering import Clusterer, clustering_scores
+    from embedspace.mapping.clustering import Clusterer, clustering_scores
 
     X, truth = blobs
     model = Clusterer(random_state=0).fit(X)
@@ -38,7 +38,7 @@ def test_auto_granularity_finds_the_three_blobs(blobs):
 def test_granularity_takes_the_middle_of_the_widest_plateau_not_a_lone_agreeing_pair():
     """The grid of a shattered layout (int8 vectors of 20 Newsgroups, seed 0) had one candidate
     agreeing 0.75 with both neighbours and a wider run of agreeing coarse candidates."""
-    from embedspace.clustering import _plateau_choice
+    from embedspace.mapping.clustering import _plateau_choice
 
     def candidates(agreement, clusters):
         return [{"min_cluster_size": 10 * (i + 1), "n_clusters": c,
@@ -59,7 +59,7 @@ def test_granularity_takes_the_middle_of_the_widest_plateau_not_a_lone_agreeing_
 
 
 def test_outliers_have_zero_probability_and_high_glosh(blobs):
-    from embedspace.clustering import Clusterer
+    from embedspace.mapping.clustering import Clusterer
 
     X, truth = blobs
     model = Clusterer().fit(X)
@@ -70,7 +70,7 @@ def test_outliers_have_zero_probability_and_high_glosh(blobs):
 
 
 def test_fixed_min_cluster_size_and_assigning_outliers(blobs):
-    from embedspace.clustering import Clusterer
+    from embedspace.mapping.clustering import Clusterer
 
     X, _ = blobs
     model = Clusterer(min_cluster_size=50, assign_outliers=True).fit(X)
@@ -79,7 +79,7 @@ def test_fixed_min_cluster_size_and_assigning_outliers(blobs):
 
 
 def test_k_mode_gives_exactly_k_with_margins(blobs):
-    from embedspace.clustering import Clusterer
+    from embedspace.mapping.clustering import Clusterer
 
     X, _ = blobs
     model = Clusterer(n_clusters=5, random_state=3).fit(X)
@@ -100,14 +100,14 @@ def test_k_mode_gives_exactly_k_with_margins(blobs):
     ],
 )
 def test_bad_parameters_are_input_errors(blobs, params, message):
-    from embedspace.clustering import Clusterer
+    from embedspace.mapping.clustering import Clusterer
 
     with pytest.raises(InputError, match=message):
         Clusterer(**params).fit(blobs[0])
 
 
 def test_k_beyond_the_distinct_points_is_refused():
-    from embedspace.clustering import Clusterer
+    from embedspace.mapping.clustering import Clusterer
 
     X = np.repeat(np.eye(3), 10, axis=0)
     with pytest.raises(InputError, match="3 distinct"):
@@ -115,7 +115,7 @@ def test_k_beyond_the_distinct_points_is_refused():
 
 
 def test_scores_count_noise_as_a_class_and_internal_scores_without_labels(blobs):
-    from embedspace.clustering import clustering_scores
+    from embedspace.mapping.clustering import clustering_scores
 
     X, truth = blobs
     perfect = clustering_scores(truth, truth)
@@ -126,7 +126,7 @@ def test_scores_count_noise_as_a_class_and_internal_scores_without_labels(blobs)
 
 
 def test_knn_graph_puts_each_row_first_even_with_duplicates():
-    from embedspace.neighbors import knn_graph
+    from embedspace.mapping.neighbors import knn_graph
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 8)).astype(np.float32)
@@ -145,7 +145,7 @@ def test_exact_knn_graph_is_the_same_on_any_number_of_threads():
     """FAISS's float32 scores vary with its thread count; the graph must not (UMAP is chaotic)."""
     import faiss
 
-    from embedspace.neighbors import knn_graph
+    from embedspace.mapping.neighbors import knn_graph
 
     rng = np.random.default_rng(3)
     centres = rng.normal(size=(20, 384))
@@ -171,7 +171,7 @@ def test_exact_knn_graph_is_the_same_on_any_number_of_threads():
 
 
 def test_reducers_shapes_and_determinism():
-    from embedspace.reduction import PCAReducer, TSNEReducer, UMAPReducer, reduce
+    from embedspace.mapping.reduction import PCAReducer, TSNEReducer, UMAPReducer, reduce
 
     rng = np.random.default_rng(1)
     X = np.vstack([rng.normal(0, 1, (60, 16)), rng.normal(6, 1, (60, 16))]).astype(np.float32)

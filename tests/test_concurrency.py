@@ -45,7 +45,7 @@ def _embed_command(source: Path, out: Path, *extra) -> list[str]:
 
 @pytest.fixture(scope="module")
 def exact_encoder():
-    from embedspace.encoders import load_encoder
+    from embedspace.encoding.encoders import load_encoder
 
     return load_encoder(backend=BACKEND)
 
@@ -53,7 +53,7 @@ def exact_encoder():
 @pytest.fixture(scope="module")
 def alone(exact_encoder) -> np.ndarray:
     """Vectors of every sentence computed by one process with no cache."""
-    from embedspace.embedding import encode_texts
+    from embedspace.encoding.pipeline import encode_texts
 
     vectors, n_cached = encode_texts(exact_encoder, SENTENCES, cache=None)
     assert n_cached == 0

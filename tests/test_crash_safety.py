@@ -120,7 +120,7 @@ def _seen_phase(siblings: list[str]) -> str:
 
 
 def _embed_job(tmp: Path) -> Job:
-    from embedspace.cache import EmbeddingCache
+    from embedspace.encoding.cache import EmbeddingCache
 
     texts = sts_sentences(400, skip=1200)
     (tmp / "new.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
@@ -147,8 +147,8 @@ def _embed_job(tmp: Path) -> Job:
 
 
 def _index_job(tmp: Path) -> Job:
-    from embedspace.encoders import load_encoder
-    from embedspace.index import load_index
+    from embedspace.encoding.encoders import load_encoder
+    from embedspace.search.index import load_index
 
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(20_000, 384)).astype(np.float32)

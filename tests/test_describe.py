@@ -32,7 +32,7 @@ def _toy_space():
 
 
 def test_class_tfidf_ranks_each_clusters_own_words_first():
-    from embedspace.describe import class_tfidf_keywords
+    from embedspace.mapping.labels import class_tfidf_keywords
 
     keywords = class_tfidf_keywords(TEXTS, CLASSES, n_keywords=3)
     assert set(keywords) == {-1, 0, 1}
@@ -42,7 +42,7 @@ def test_class_tfidf_ranks_each_clusters_own_words_first():
 
 
 def test_short_label_skips_repeated_words():
-    from embedspace.describe import short_label
+    from embedspace.mapping.labels import short_label
 
     assert short_label(["space shuttle", "space", "shuttle", "orbit", "nasa"]) == "space shuttle, orbit, nasa"
     assert short_label([]) == ""
@@ -73,7 +73,7 @@ HOSTILE = [
 
 
 def _page(tmp_path):
-    from embedspace.mappage import write_map_html
+    from embedspace.mapping.page import write_map_html
 
     documents = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "y": [0.0, 1.0, 0.5, np.nan], "cluster": [0, 0, 1, -1],
                               "text": HOSTILE})
@@ -98,7 +98,7 @@ def test_map_html_neutralises_hostile_text(tmp_path):
 
 
 def test_plot_map_writes_a_legible_png(tmp_path):
-    from embedspace.plotting import cluster_colors, plot_map
+    from embedspace.mapping.plotting import cluster_colors, plot_map
 
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 1, 300), rng.normal(5, 1, 200), rng.uniform(-3, 8, 40)])

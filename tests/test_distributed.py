@@ -13,7 +13,7 @@ from embedspace import EmbeddingSet  # noqa: E402
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    from embedspace.distributed import ray_session
+    from embedspace.distributed.session import ray_session
 
     session = ray_session(num_cpus=2)
     yield session

@@ -26,7 +26,7 @@ GROUPS = ("rec.sport.hockey", "sci.space", "soc.religion.christian", "comp.graph
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    from embedspace.distributed import ray_session
+    from embedspace.distributed.session import ray_session
 
     session = ray_session(num_cpus=2)
     yield session
@@ -69,7 +69,7 @@ def _recall(found, truth) -> float:
 
 @pytest.mark.parametrize("kind", ["ivf", "ivfpq"])
 def test_ray_index_is_the_local_index(ray_cluster, lines_set, kind):
-    from embedspace.distributed_index import build_index_with_ray
+    from embedspace.distributed.index import build_index_with_ray
 
     path, space, queries = lines_set
     local = es.build_index(path, kind=kind, lexical=False)
@@ -134,7 +134,7 @@ def full_fit(news6):
 
 @pytest.fixture(scope="module")
 def sampled(news6):
-    from embedspace.mapping_large import SampledMapper
+    from embedspace.mapping.sampled import SampledMapper
 
     return SampledMapper(sample_size=SAMPLE, random_state=0, batch_rows=400, progress=False).fit(news6)
 
@@ -168,7 +168,7 @@ def test_placed_rows_agree_with_a_full_fit(sampled, full_fit, news6):
 
 
 def test_ray_placement_equals_local(ray_cluster, sampled, news6):
-    from embedspace.mapping_large import SampledMapper
+    from embedspace.mapping.sampled import SampledMapper
 
     remote = SampledMapper(sample_size=SAMPLE, random_state=0, batch_rows=301, engine="ray", progress=False).fit(news6)
     pd.testing.assert_frame_equal(remote.space_.table, sampled.space_.table)  # other batches, other processes
@@ -176,7 +176,7 @@ def test_ray_placement_equals_local(ray_cluster, sampled, news6):
 
 
 def test_up_to_the_sample_size_the_whole_collection_is_mapped(news6, full_fit):
-    from embedspace.mapping_large import SampledMapper
+    from embedspace.mapping.sampled import SampledMapper
 
     whole = SampledMapper(sample_size=len(news6), random_state=0, display=False, progress=False).fit(news6)
     assert whole.n_placed_ == 0
@@ -184,7 +184,7 @@ def test_up_to_the_sample_size_the_whole_collection_is_mapped(news6, full_fit):
 
 
 def test_k_clusters_place_rows_at_the_nearest_centre(news6):
-    from embedspace.mapping_large import SampledMapper
+    from embedspace.mapping.sampled import SampledMapper
 
     mapper = SampledMapper(sample_size=SAMPLE, n_clusters=6, random_state=0, display=False, progress=False).fit(news6)
     labels = mapper.space_.table["cluster"].to_numpy()
@@ -201,7 +201,7 @@ def test_initial_positions_is_umaps_init_graph_transform():
     import scipy.sparse
     from umap.umap_ import init_graph_transform
 
-    from embedspace.mapping_large import initial_positions
+    from embedspace.mapping.sampled import initial_positions
 
     rng = np.random.default_rng(0)
     layout = rng.standard_normal((50, 3)).astype(np.float32)
@@ -217,7 +217,7 @@ def test_initial_positions_is_umaps_init_graph_transform():
 
 def test_bad_sampling_parameters_are_input_errors(news6):
     from embedspace.errors import InputError
-    from embedspace.mapping_large import SampledMapper
+    from embedspace.mapping.sampled import SampledMapper
 
     for kwargs, message in (({"sample_size": 10}, "sample_size must be a whole number >= 100"),
                             ({"batch_rows": 0}, "batch_rows"), ({"engine": "spark"}, "engine must be"),
@@ -249,7 +249,7 @@ def test_cli_map_samples_large_sets_and_places_the_rest_on_ray(ray_cluster, news
     assert status == 0, err
     assert "placed" not in json.loads(out)["method"]
     from embedspace.mapping import CollectionMapper, make_mapper
-    from embedspace.mapping_large import SampledMapper
+    from embedspace.mapping.sampled import SampledMapper
 
     assert type(make_mapper(part)) is CollectionMapper  # es.map picks the same way
     assert type(make_mapper(part, sample_size=500)) is SampledMapper

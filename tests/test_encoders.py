@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from embedspace import EmbeddingCache, ModelNotFoundError, embed
-from embedspace.embedding import encode_texts
-from embedspace.encoders import load_encoder, resolve_model
+from embedspace.encoding.pipeline import encode_texts
+from embedspace.encoding.encoders import load_encoder, resolve_model
 
 
 def test_default_model_is_offline_package():

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from embedspace import InputError
-from embedspace.filters import Filter, filter_mask, parse_filter
+from embedspace.search.filters import Filter, filter_mask, parse_filter
 
 
 @pytest.fixture

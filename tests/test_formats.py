@@ -268,7 +268,7 @@ def test_where_never_reaches_eval(world, monkeypatch, cli):
 
 
 def test_the_filter_module_calls_no_evaluator():
-    source = (REPO / "embedspace" / "filters.py").read_text(encoding="utf-8")
+    source = (REPO / "embedspace" / "search" / "filters.py").read_text(encoding="utf-8")
     called = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):

@@ -36,8 +36,8 @@ def world(tmp_path_factory):
 # the disk full, as a real ENOSPC would. The attribute patched is the name the writer calls.
 WRITERS = {
     "set": ("embedspace.embeddingset.write_manifest", lambda w, out: ["embed", w.docs, "-o", out], "good.set"),
-    "index": ("embedspace.index.write_manifest", lambda w, out: ["index", w.set, "-o", out], "good.index"),
-    "map": ("embedspace.store.write_manifest", lambda w, out: ["map", w.set, "-o", out, "--quiet"], "good.map"),
+    "index": ("embedspace.search.index.write_manifest", lambda w, out: ["index", w.set, "-o", out], "good.index"),
+    "map": ("embedspace.mapping.output.write_manifest", lambda w, out: ["map", w.set, "-o", out, "--quiet"], "good.map"),
     "vae": ("embedspace.vae.textvae.write_manifest",
             lambda w, out: ["vae", "train", w.sentences, "-o", out, *VAE_TINY], "good.vae"),
 }

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import embedspace as es
-from embedspace import _ann
+from embedspace.search import ann as _ann
 from embedspace.embeddingset import ModelIdentity
 from embedspace.errors import FormatError, InputError, ModelMismatchError
 

@@ -64,7 +64,7 @@ def test_map_adds_the_columns_with_their_types_and_ranges(mapper, small_space):
 
 
 def test_four_clear_groups_are_recovered(mapper):
-    from embedspace.clustering import clustering_scores
+    from embedspace.mapping.clustering import clustering_scores
 
     table = mapper.space_.table
     scores = clustering_scores(table["cluster"], table["label"])
@@ -85,7 +85,7 @@ def test_the_neighbour_graph_is_shared_and_exact(mapper, small_space):
 
 def test_k_gives_exactly_k_clusters_and_no_outliers(small_space):
     import embedspace as es
-    from embedspace.clustering import clustering_scores
+    from embedspace.mapping.clustering import clustering_scores
 
     mapped = es.map(small_space, k=4, seed=0)
     clusters = mapped.table["cluster"]
@@ -94,7 +94,7 @@ def test_k_gives_exactly_k_clusters_and_no_outliers(small_space):
 
 
 def test_assign_outliers_leaves_none(small_space, mapper):
-    from embedspace.clustering import assign_outliers
+    from embedspace.mapping.clustering import assign_outliers
 
     labels = mapper.clusterer_.labels_
     assigned = assign_outliers(mapper.cluster_embedding_, labels)
@@ -217,7 +217,7 @@ def test_example_script_runs(tmp_path, small_space):
 
 
 def test_demo_indexes_maps_searches_and_says_where_to_look(small_space, tmp_path):
-    from embedspace.demo import EXAMPLE_QUERIES, run_demo
+    from embedspace.mapping.demo import EXAMPLE_QUERIES, run_demo
 
     result = run_demo(tmp_path / "demo", space=small_space)
     assert result["n"] == len(small_space) and result["map"]["n_clusters"] == len(
@@ -232,7 +232,7 @@ def test_demo_indexes_maps_searches_and_says_where_to_look(small_space, tmp_path
 
 
 def test_demo_never_replaces_a_folder_it_did_not_write(small_space, tmp_path):
-    from embedspace.demo import run_demo
+    from embedspace.mapping.demo import run_demo
     from embedspace.errors import OutputExistsError
 
     (tmp_path / "demo" / "map").mkdir(parents=True)
@@ -245,7 +245,7 @@ def test_demo_never_replaces_a_folder_it_did_not_write(small_space, tmp_path):
 
 def test_cli_map_max_tokens_sets_the_window_for_text_and_is_refused_for_a_set(small_space, tmp_path, cli):
     """Text is embedded with the model's window (or --max-tokens); a set keeps its own vectors."""
-    from embedspace.encoders import default_map_backend
+    from embedspace.encoding.encoders import default_map_backend
 
     small_space.table[["text", "label"]].head(40).to_csv(tmp_path / "docs.csv", index=False)
     for extra, window in (([], 256), (["--max-tokens", "32"], 32)):

@@ -66,7 +66,7 @@ def _data_block(page: str) -> dict:
 
 
 def test_json_for_script_cannot_close_the_block_or_open_a_comment():
-    from embedspace.mappage import json_for_script
+    from embedspace.mapping.page import json_for_script
 
     text = json_for_script({"t": HOSTILE, "nan": float("nan"), "inf": [float("inf")]})
     for bad in ("<", ">", "&", "\u2028", "\u2029"):
@@ -75,7 +75,7 @@ def test_json_for_script_cannot_close_the_block_or_open_a_comment():
 
 
 def test_map_page_carries_every_document_and_only_its_own_markup(tmp_path):
-    from embedspace.mappage import write_map_html
+    from embedspace.mapping.page import write_map_html
 
     documents, clusters = _tables()
     path = tmp_path / "map.html"
@@ -102,7 +102,7 @@ def test_map_page_carries_every_document_and_only_its_own_markup(tmp_path):
 
 
 def test_page_data_caps_text_rounds_coordinates_and_keeps_missing_ones():
-    from embedspace.mappage import MAX_TEXT_CHARS, MIN_TEXT_CHARS, page_data, text_limit
+    from embedspace.mapping.page import MAX_TEXT_CHARS, MIN_TEXT_CHARS, page_data, text_limit
 
     assert text_limit(100) == MAX_TEXT_CHARS and text_limit(200_000) == MIN_TEXT_CHARS
     assert text_limit(20_000) == 1_600
@@ -119,7 +119,7 @@ def test_page_data_caps_text_rounds_coordinates_and_keeps_missing_ones():
 
 
 def test_map_page_for_200k_points_stays_compact():
-    from embedspace.mappage import render_map_html, page_data
+    from embedspace.mapping.page import render_map_html, page_data
 
     n = 200_000
     rng = np.random.default_rng(0)
@@ -133,7 +133,7 @@ def test_map_page_for_200k_points_stays_compact():
 
 
 def test_report_escapes_every_string_and_says_how_it_was_made(tmp_path):
-    from embedspace.report import render_report_html
+    from embedspace.mapping.report import render_report_html
 
     _, clusters = _tables()
     metrics = {"n": 6, "n_clusters": 2, "noise_fraction": 1 / 6, "nmi": 0.5, "label_col": "<b>lab</b>",
@@ -158,26 +158,26 @@ def test_report_escapes_every_string_and_says_how_it_was_made(tmp_path):
         assert expected in page
 
 
-def test_report_records_the_running_command():
-    from embedspace import cli
-    from embedspace.report import invocation_text
+def test_report_records_the_command_that_made_the_map(tmp_path, cli):
+    from embedspace.mapping.report import api_invocation
 
-    assert invocation_text().startswith("python ")
-    token = cli._INVOCATION.set(["map", "my docs.csv", "-o", "out"])
-    try:
-        assert invocation_text() == "embedspace map 'my docs.csv' -o out"
-    finally:
-        cli._INVOCATION.reset(token)
-    assert cli.current_invocation() is None
+    assert api_invocation().startswith("python ")
+    docs = tmp_path / "my docs.csv"
+    pd.DataFrame({"text": [f"note number {i} about {topic}" for i in range(20) for topic in ("cats", "ships")]}).to_csv(
+        docs, index=False)
+    status, _, err = cli("map", docs, "-o", tmp_path / "out", "--quiet")
+    assert status == 0, err
+    report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "embedspace map &#x27;" in report and "my docs.csv&#x27; -o" in report
 
 
 def test_the_template_ships_as_package_data():
     from importlib import resources
 
-    template = resources.files("embedspace").joinpath("_mappage_template.html").read_text(encoding="utf-8")
+    template = resources.files("embedspace.mapping").joinpath("page_template.html").read_text(encoding="utf-8")
     assert template.count("__DATA__") == 1 and "window.embedspaceMap" in template
     import tomllib
     from pathlib import Path
 
     project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
-    assert "_mappage_template.html" in project["tool"]["setuptools"]["package-data"]["embedspace"]
+    assert "page_template.html" in project["tool"]["setuptools"]["package-data"]["embedspace.mapping"]

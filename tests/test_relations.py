@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, snapshot
 from embedspace import relations
 from embedspace.errors import InputError
-from embedspace.wordvectors import TermSpace, load_vocabulary
+from embedspace.relations.wordvectors import TermSpace, load_vocabulary
 
 STATIC_WORDS = ["king", "queen", "man", "woman", "prince", "princess", "boy", "girl", "apple", "banana",
                 "car", "truck", "breakfast", "lunch", "dinner", "paris", "france", "berlin", "germany", "tokyo"]

@@ -137,7 +137,7 @@ def _run_and_kill(source: Path, output: Path, env: dict, cache: Path, target: in
 
 
 def test_default_backend_vectors_do_not_depend_on_the_batch():
-    from embedspace.encoders import load_encoder
+    from embedspace.encoding.encoders import load_encoder
 
     texts = short_texts(300)
     encoder = load_encoder(batch_size=128)

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import SHARED
 from embedspace import InputError, evaluate_retrieval
-from embedspace.retrieval import load_beir, retrieval_metrics
+from embedspace.evaluation.retrieval import load_beir, retrieval_metrics
 
 SCIFACT = SHARED / "retrieval" / "scifact"
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import snapshot
 import embedspace as es
 from embedspace.embeddingset import ModelIdentity
-from embedspace.encoders import DEFAULT_MODEL
+from embedspace.encoding.encoders import DEFAULT_MODEL
 
 
 @pytest.fixture(scope="module")

@@ -248,7 +248,7 @@ def _interrupt_validation(monkeypatch, call: int) -> None:
     """Make the ``call``-th validation of a training run raise KeyboardInterrupt (a kill)."""
     import importlib
 
-    vt = importlib.import_module("embedspace.vae.train")  # the module (es.vae.train is the function)
+    vt = importlib.import_module("embedspace.vae.training")
     calls = {"n": 0}
     real = vt._validate
 
@@ -278,7 +278,7 @@ def test_weight_average_follows_the_weights_with_a_short_window_at_first(corpus)
 
     from embedspace.vae.model import SentenceVAE
 
-    WeightAverage = importlib.import_module("embedspace.vae.train").WeightAverage  # es.vae.train is the function
+    WeightAverage = importlib.import_module("embedspace.vae.training").WeightAverage
 
     torch.manual_seed(0)
     model = SentenceVAE(TINY.replace(vocab_size=50))
@@ -306,7 +306,7 @@ def test_weight_drop_and_average_decay_must_lie_in_0_1(name, bad):
 def test_averaged_weights_with_weight_drop_are_scored_kept_saved_and_resumed_exactly(corpus, tmp_path, monkeypatch):
     import importlib
 
-    vt = importlib.import_module("embedspace.vae.train")  # the module (es.vae.train is the function)
+    vt = importlib.import_module("embedspace.vae.training")
     settings = FAST.replace(average_decay=0.95, weight_drop=0.3)
     run = dict(valid=corpus[200:260], config=TINY, train_config=settings, epochs=2, seed=3, progress=False)
     whole = es.vae.train(corpus[:200], tmp_path / "whole.vae", **run)
@@ -496,9 +496,9 @@ def test_import_embedspace_vae_is_light():
     assert out == "False"
 
 
-def test_importing_the_train_submodule_keeps_es_vae_train_the_function():
-    code = ("import embedspace as es; from embedspace.vae.train import WeightAverage; "
-            "import importlib; module = importlib.import_module('embedspace.vae.train'); "
+def test_importing_the_training_submodule_keeps_es_vae_train_the_function():
+    code = ("import embedspace as es; from embedspace.vae.training import WeightAverage; "
+            "import importlib; module = importlib.import_module('embedspace.vae.training'); "
             "print(es.vae.train.__module__, callable(es.vae.train), module.WeightAverage is WeightAverage)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout.strip()
     assert out == "embedspace.vae True True"

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, SHARED
 from embedspace.errors import InputError
 from embedspace.evaluation import evaluate_analogy, evaluate_word_similarity, read_analogies, read_word_pairs
-from embedspace.wordvectors import TermSpace, load_vocabulary
+from embedspace.relations.wordvectors import TermSpace, load_vocabulary
 
 MEN = REPO / "corpora" / "word_similarity" / "MEN_dataset_natural_form_full"
 QUESTIONS = REPO / "corpora" / "analogy" / "questions-words.txt"

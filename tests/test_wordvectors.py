@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from embedspace.errors import InputError, ModelMismatchError
-from embedspace.wordvectors import TermSpace, load_vocabulary, read_word_vectors
+from embedspace.relations.wordvectors import TermSpace, load_vocabulary, read_word_vectors
 
 KEYS = ["king", "queen", "man", "woman", "Paris", "paris", "ice", "cream"]
 

@@ -18,49 +18,29 @@ Examples
 
 from __future__ import annotations
 
-import sys
-import types
-
-from .config import TrainConfig, VAEConfig
-from .vocab import Vocabulary
+from embedspace.vae.config import TrainConfig, VAEConfig
+from embedspace.vae.vocab import Vocabulary
 
 __all__ = ["TextVAE", "TrainConfig", "VAEConfig", "Vocabulary", "load", "train"]
 
 
 def train(corpus, output=None, **options):
-    """Train a sentence VAE; see :func:`embedspace.vae.train.train` for the options."""
-    import importlib
+    """Train a sentence VAE; see :func:`embedspace.vae.training.train` for the options."""
+    from embedspace.vae.training import train as train_vae  # torch, loaded on first use
 
-    return importlib.import_module(".train", __name__).train(corpus, output, **options)
-
-
-class _Package(types.ModuleType):
-    """This package, whose attribute ``train`` stays the function above.
-
-    Importing the submodule ``embedspace.vae.train`` (``from embedspace.vae.train import
-    WeightAverage``) would otherwise rebind the package's ``train`` to that module, and
-    ``es.vae.train(...)`` would then fail with "'module' object is not callable".
-    """
-
-    def __setattr__(self, name, value):
-        if name == "train" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+    return train_vae(corpus, output, **options)
 
 
 def load(path):
     """Load a VAE directory; see :meth:`TextVAE.load`."""
-    from .textvae import TextVAE
+    from embedspace.vae.textvae import TextVAE  # torch, loaded on first use
 
     return TextVAE.load(path)
 
 
 def __getattr__(name):
     if name == "TextVAE":
-        from .textvae import TextVAE
+        from embedspace.vae.textvae import TextVAE
 
         return TextVAE
     raise AttributeError(f"module 'embedspace.vae' has no attribute '{name}'")

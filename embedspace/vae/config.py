@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
-from ..errors import FormatError, InputError
+from embedspace.errors import FormatError, InputError
 
 __all__ = ["VAEConfig", "TrainConfig", "ENCODERS", "TOKENIZERS", "EMBEDDING_INITS"]
 

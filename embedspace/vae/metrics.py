@@ -20,8 +20,9 @@ import math
 import numpy as np
 import torch
 
-from .._progress import progress_bar
-from .model import gaussian_kl, log_normal
+from embedspace._progress import progress_bar
+from embedspace.errors import InputError
+from embedspace.vae.model import gaussian_kl, log_normal
 
 __all__ = ["evaluate", "mutual_information", "active_units"]
 
@@ -85,8 +86,7 @@ def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, se
     """
     import sacrebleu
 
-    from ..errors import InputError
-    from .model import make_batch
+    from embedspace.vae.model import make_batch
 
     if int(samples) < 1:
         raise InputError(f"samples must be at least 1, got {samples}")
@@ -151,7 +151,7 @@ def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, se
         references = [vae.vocab.normalize(t) for t in texts]
         result["bleu"] = float(sacrebleu.corpus_bleu(hypotheses, [references]).score)
     if refine:
-        from .refine import refine_decode
+        from embedspace.vae.refine import refine_decode
 
         refined, cosines = refine_decode(vae, vae.sentence_vectors(texts), rounds=int(refine), restarts=restarts,
                                          progress=progress)

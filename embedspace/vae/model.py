@@ -26,9 +26,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .config import VAEConfig
-from .recurrence import bidirectional_final_states, gru_layer
-from .vocab import BOS, EOS, PAD, UNK
+from embedspace.vae.config import VAEConfig
+from embedspace.vae.recurrence import bidirectional_final_states, gru_layer
+from embedspace.vae.vocab import BOS, EOS, PAD, UNK
 
 __all__ = ["SentenceVAE", "LockedDropout", "Batch", "make_batch", "gaussian_kl", "log_normal"]
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from .vocab import SPECIALS, UNK, Vocabulary
+from embedspace.encoding import resolve_model
+from embedspace.errors import InputError
+from embedspace.vae.vocab import SPECIALS, UNK, Vocabulary
 
 __all__ = ["token_embedding_init"]
 
@@ -53,7 +54,6 @@ def token_embedding_init(vocab: Vocabulary, dim: int, model: str | os.PathLike |
     InputError
         The model lacks the files, has no token-embedding tensor, or ``dim`` exceeds D.
     """
-    from ..model_files import resolve_model
 
     _, folder = resolve_model(model)
     table = _token_table(folder)

@@ -32,10 +32,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._progress import progress_bar
-from ..errors import InputError
-from .sampling import beam_decode, greedy_decode, sample_decode
-from .vocab import BOS, EOS, PAD, SPECIALS
+from embedspace._progress import progress_bar
+from embedspace.errors import InputError
+from embedspace.vae.sampling import beam_decode, greedy_decode, sample_decode
+from embedspace.vae.vocab import BOS, EOS, PAD, SPECIALS
 
 __all__ = ["refine_decode"]
 

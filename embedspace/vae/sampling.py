@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .vocab import BOS, EOS, PAD
+from embedspace.vae.vocab import BOS, EOS, PAD
 
 __all__ = ["greedy_decode", "sample_decode", "beam_decode", "interpolation_path", "slerp"]
 

@@ -18,13 +18,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .._fs import atomic_directory
-from ..errors import FormatError, InputError
-from ..store import library_versions, read_manifest, write_manifest
-from .config import TrainConfig, VAEConfig
-from .model import Batch, SentenceVAE, make_batch
-from .sampling import beam_decode, greedy_decode, interpolation_path, sample_decode
-from .vocab import SPECIALS, Vocabulary
+from embedspace._fs import atomic_directory
+from embedspace.embeddingset import ModelIdentity
+from embedspace.encoding import EmbeddingCache, encode_texts, load_encoder
+from embedspace.errors import FormatError, InputError, ModelMismatchError
+from embedspace.store import library_versions, read_manifest, write_manifest
+from embedspace.vae.config import TrainConfig, VAEConfig
+from embedspace.vae.model import Batch, SentenceVAE, make_batch
+from embedspace.vae.sampling import beam_decode, greedy_decode, interpolation_path, sample_decode
+from embedspace.vae.vocab import SPECIALS, Vocabulary
 
 __all__ = ["TextVAE", "FORMAT", "FORMAT_VERSION"]
 
@@ -143,8 +145,6 @@ class TextVAE:
         ModelMismatchError
             If the model found on this machine is not the one the VAE was trained on.
         """
-        from ..embeddingset import ModelIdentity
-        from ..encoders import load_encoder
 
         if self.config.encoder != "embedding":
             raise InputError(f"this VAE reads tokens (encoder '{self.config.encoder}'), not sentence embeddings")
@@ -152,8 +152,6 @@ class TextVAE:
             identity = ModelIdentity.from_dict(self.config.sentence_model)
             encoder = load_encoder(identity.name)
             if not encoder.identity.same_space(identity):
-                from ..errors import ModelMismatchError
-
                 raise ModelMismatchError(
                     f"the VAE was trained on embeddings of {identity.describe()}, but that model on this machine is "
                     f"{encoder.identity.describe()}"
@@ -163,8 +161,6 @@ class TextVAE:
 
     def sentence_vectors(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` with the sentence encoder this VAE was trained on (cached)."""
-        from ..cache import EmbeddingCache
-        from ..embedding import encode_texts
 
         encoder = self.sentence_encoder()
         with EmbeddingCache() as cache:
@@ -264,7 +260,7 @@ class TextVAE:
         if int(refine) < 0:
             raise InputError(f"refine rounds must be >= 0, got {refine}")
         if refine:
-            from .refine import refine_decode
+            from embedspace.vae.refine import refine_decode
 
             return refine_decode(self, vectors, rounds=int(refine), restarts=restarts, progress=progress)[0]
         return self.decode(self.encode_embeddings(vectors), beam_size=beam_size)
@@ -298,9 +294,6 @@ class TextVAE:
             If ``space`` was embedded by another model.
         """
         import pandas as pd
-
-        from ..embeddingset import ModelIdentity
-        from ..errors import ModelMismatchError
 
         identity = ModelIdentity.from_dict(self.config.sentence_model) if self.config.sentence_model else None
         if identity is None or space.model is None or not identity.same_space(space.model):
@@ -380,7 +373,7 @@ class TextVAE:
     def evaluate(self, texts: Sequence[str], *, samples: int = 500, progress: bool | None = None, seed: int = 0, refine: int = 0,
                  restarts: int = 1) -> dict:
         """The standard metrics on ``texts``; see :func:`embedspace.vae.metrics.evaluate`."""
-        from .metrics import evaluate
+        from embedspace.vae.metrics import evaluate
 
         return evaluate(self, texts, samples=samples, progress=progress, seed=seed, refine=refine, restarts=restarts)
 

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from typing import Iterable, Sequence
 
-from ..errors import FormatError, InputError
+from embedspace.errors import FormatError, InputError
 
 __all__ = ["Vocabulary", "tokenize", "detokenize", "PAD", "UNK", "BOS", "EOS", "SPECIALS"]
 

@@ -1,0 +1,192 @@
+"""The ``embedspace`` command line: parse, call the public API, print.
+
+Each verb lives in a small module under :mod:`embedspace.cli` that registers its
+parser and handler. This module owns what every verb shares: the parser class whose
+errors are one line, logging to stderr, and the translation of errors into
+``error: <message>`` with exit status 2 (never a traceback; set ``EMBEDSPACE_DEBUG=1``
+to see one for an unexpected failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+import time
+
+from embedspace import __version__
+from embedspace.cli._common import UsageError
+from embedspace.errors import EmbedspaceError
+
+__all__ = ["main", "build_parser"]
+
+_COMMANDS = ("embed", "info", "index", "search", "map", "relate", "evaluate", "vae", "cache", "demo")
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors become one ``error:`` line instead of usage + exit."""
+
+    def error(self, message):  # noqa: D102 - argparse API
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _command_modules():
+    import importlib
+
+    modules = []
+    for name in _COMMANDS:
+        try:
+            modules.append(importlib.import_module(f"embedspace.cli.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"embedspace.cli.{name}":
+                raise
+    return modules
+
+
+def build_parser() -> Parser:
+    """Build the full ``embedspace`` parser with every verb registered."""
+
+    parser = Parser(
+        prog="embedspace",
+        description="Explore the latent semantic space of text: embed, search, map, relate, generate.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  embedspace demo\n  embedspace embed docs.csv -o docs.set\n  embedspace <command> --help",
+    )
+    parser.add_argument("--version", action="version", version=f"embedspace {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for module in _command_modules():
+        module.register(sub)
+    return parser
+
+
+class _DeferredHandler(logging.StreamHandler):
+    """Writes log lines to stderr, holding back those logged before the real work starts.
+
+    Why: a command that fails on bad input fails while it reads and checks, often after
+    a warning or a note (e.g. "replaced 1 undecodable byte"); the failure contract is one
+    ``error: ...`` line on stderr, so lines still held when the command fails are dropped
+    (:meth:`drop_held`). Held lines are printed (:meth:`flush_held`) when a progress bar starts
+    (long work begins), when GRACE_SECONDS have passed, or when the command succeeds.
+    """
+
+    _embedspace_cli = True
+    GRACE_SECONDS = 10.0
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._held: list[logging.LogRecord] | None = []
+        self._started = time.monotonic()
+
+    def emit(self, record):
+        if self._held is not None:
+            self._held.append(record)
+            if time.monotonic() - self._started < self.GRACE_SECONDS:
+                return
+            self.flush_held()
+            return
+        super().emit(record)
+
+    def flush_held(self) -> None:
+        held, self._held = self._held or [], None
+        for record in held:
+            super().emit(record)
+
+    def drop_held(self) -> None:
+        if self._held is not None:
+            self._held = []
+
+
+def _configure_logging(quiet: bool) -> _DeferredHandler:
+    logger = logging.getLogger("embedspace")
+    for handler in list(logger.handlers):
+        if getattr(handler, "_embedspace_cli", False):
+            logger.removeHandler(handler)
+    handler = _DeferredHandler(sys.stderr)
+
+    class _Format(logging.Formatter):
+        def format(self, record):
+            prefix = "warning: " if record.levelno >= logging.WARNING else ""
+            return prefix + record.getMessage()
+
+    handler.setFormatter(_Format())
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+    return handler
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 2 bad input or failure).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name; default ``sys.argv[1:]``.
+    """
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    saved_quiet = os.environ.get("EMBEDSPACE_QUIET")
+    log_lines = None
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            names = ", ".join(_COMMANDS).replace("evaluate", "eval")
+            raise UsageError(f"no command given; choose one of: {names} (see 'embedspace --help')")
+        args.command_line = shlex.join(["embedspace", *argv])
+        quiet = bool(getattr(args, "quiet", False))
+        if quiet:
+            os.environ["EMBEDSPACE_QUIET"] = "1"
+        log_lines = _configure_logging(quiet)
+        status = args.handler(args)
+        log_lines.flush_held()
+        sys.stdout.flush()
+        return int(status or 0)
+    except UsageError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except EmbedspaceError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except MemoryError:
+        print("error: out of memory (try a smaller input or --batch-size)", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"error: {where}{_one_line(exc.strerror or exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # an unexpected failure: still one line unless debugging
+        if os.environ.get("EMBEDSPACE_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (rerun with EMBEDSPACE_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        return 2
+    finally:
+        if log_lines is not None:
+            log_lines.drop_held()  # a failure: only its error line (lines already released stay)
+            log_lines.flush_held()
+        if saved_quiet is None:
+            os.environ.pop("EMBEDSPACE_QUIET", None)
+        else:
+            os.environ["EMBEDSPACE_QUIET"] = saved_quiet
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,1 +1,0 @@
-"""Command-line verbs, one module each; :mod:`embedspace.cli` registers them."""

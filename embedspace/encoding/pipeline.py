@@ -1,0 +1,268 @@
+"""Turn texts into an EmbeddingSet: cached, deduplicated, streamed.
+
+:func:`embed` is the in-memory entry point (a source, a DataFrame or a list of texts in,
+an :class:`~embedspace.embeddingset.EmbeddingSet` out). :func:`embed_to_disk` is the
+streaming one behind ``embedspace embed``: it reads the input in chunks, looks every
+text up in the cache, embeds only the misses (each distinct text once), stores them in
+the cache as it goes and appends the vectors to the output set, so memory does not grow
+with the input and a killed run, started again, redoes only what was not cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from embedspace._fs import check_output_path
+from embedspace._progress import progress_bar
+from embedspace.embeddingset import EmbeddingSet, EmbeddingSetWriter
+from embedspace.encoding.cache import EmbeddingCache
+from embedspace.encoding.encoders import load_encoder
+from embedspace.errors import InputError
+from embedspace.sources import ReadReport, iter_chunks, read
+
+__all__ = ["embed", "embed_to_disk", "encode_texts", "open_cache", "EmbedSummary"]
+
+log = logging.getLogger("embedspace")
+
+
+def encode_texts(
+    encoder, texts: Sequence[str], *, cache: EmbeddingCache | None = None, progress=None, cache_every: int = 4096
+) -> tuple[np.ndarray, int]:
+    """Embed texts through the cache, each distinct text once.
+
+    Parameters
+    ----------
+    encoder : Encoder
+        Any object with ``identity``, ``dim`` and ``encode``.
+    texts : sequence of str of length n
+    cache : EmbeddingCache or None
+        Where to look vectors up and store new ones; ``None`` disables caching.
+    progress : bool, None or progress bar
+        Passed to ``encoder.encode``.
+    cache_every : int, default=4096
+        Texts embedded between two writes to the cache (the work a crash can lose).
+
+    Returns
+    -------
+    vectors : ndarray of shape (n, dim), float32
+    n_cached : int
+        How many of the n texts were found in the cache.
+    """
+    texts = list(texts)
+    if cache is not None:
+        found, vectors = cache.get(encoder.identity, texts)
+    else:
+        found, vectors = np.zeros(len(texts), dtype=bool), np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    missing = np.flatnonzero(~found)
+    unique: list[str] = []
+    if len(missing):
+        first: dict[str, int] = {}
+        for i in missing:
+            first.setdefault(texts[i], len(first))
+        unique = list(first)
+        new = np.empty((len(unique), encoder.dim), dtype=np.float32)
+        # Embed in slices of similar length, storing each slice in the cache as soon as it
+        # is done: a killed process loses at most one slice of work.
+        by_length = np.argsort([len(t) for t in unique], kind="stable")
+        for start in range(0, len(unique), cache_every):
+            rows = by_length[start:start + cache_every]
+            block = [unique[i] for i in rows]
+            new[rows] = encoder.encode(block, progress=progress)
+            if cache is not None:
+                cache.put(encoder.identity, block, new[rows])
+        vectors[missing] = new[[first[texts[i]] for i in missing]]
+    if hasattr(progress, "update"):
+        progress.update(len(texts) - len(unique))
+    return vectors, int(found.sum())
+
+
+def _as_table(data, text_col: str, strict: bool):
+    import pandas as pd
+
+    if isinstance(data, (str, os.PathLike)):
+        return read(data, text_col=text_col, strict=strict)
+    if isinstance(data, pd.DataFrame):
+        if text_col not in data.columns:
+            raise InputError(f"no column '{text_col}' (columns: {', '.join(map(str, data.columns))})")
+        table = data.rename(columns={text_col: "text"}) if text_col != "text" else data
+        table = table[["text"] + [c for c in table.columns if c != "text"]].reset_index(drop=True)
+    else:
+        if isinstance(data, str) or not hasattr(data, "__iter__"):
+            raise InputError("embed() takes a source path, a DataFrame or a list of texts")
+        table = pd.DataFrame({"text": list(data)})
+    bad = [i for i, t in enumerate(table["text"]) if not isinstance(t, str) or not t.strip()]
+    if bad:
+        raise InputError(f"{len(bad)} texts are empty or not strings (first at row {bad[0]})")
+    if len(table) == 0:
+        raise InputError("no texts to embed")
+    return table
+
+
+def embed(
+    data,
+    *,
+    text_col: str = "text",
+    model: str | None = None,
+    backend: str = "auto",
+    batch_size: int | None = None,
+    max_tokens: int | None = None,
+    encoder=None,
+    cache: bool | EmbeddingCache = True,
+    strict: bool = False,
+    progress: bool | None = None,
+) -> EmbeddingSet:
+    """Embed a source, a DataFrame or a list of texts.
+
+    Parameters
+    ----------
+    data : str, path-like, pandas.DataFrame or list of str
+        A source that :func:`embedspace.read` accepts, a table with ``text_col``, or texts.
+    text_col : str, default="text"
+        Text column of a file or DataFrame.
+    model : str, optional
+        Model name or folder; default all-MiniLM-L6-v2.
+    backend : str, default="auto"
+        See :mod:`embedspace.encoding.encoders`.
+    batch_size : int, optional
+        Texts per forward pass; default the backend's (:func:`embedspace.encoding.encoders.default_batch_size`).
+    max_tokens : int, optional
+        Tokens kept per text; default the model's window (256 for the default model).
+    encoder : Encoder, optional
+        A ready encoder; overrides ``model``, ``backend``, ``batch_size`` and ``max_tokens``.
+    cache : bool or EmbeddingCache, default=True
+        Use the on-disk cache (or the given one).
+    strict : bool, default=False
+        Refuse empty texts and undecodable bytes when reading a source.
+    progress : bool or None, default=None
+        Progress bar (default: when stderr is a terminal).
+
+    Returns
+    -------
+    EmbeddingSet
+        n vectors of the model's dimension and the table (``text`` + metadata).
+
+    Examples
+    --------
+    >>> import embedspace as es  # doctest: +SKIP
+    >>> space = es.embed(["the market fell", "prices rose sharply"])  # doctest: +SKIP
+    >>> space.vectors.shape  # doctest: +SKIP
+    (2, 384)
+    """
+    table = _as_table(data, text_col, strict)
+    encoder = encoder or load_encoder(model, backend=backend, batch_size=batch_size, max_tokens=max_tokens)
+    store = open_cache(cache)
+    try:
+        vectors, _ = encode_texts(encoder, table["text"].tolist(), cache=store, progress=progress)
+    finally:
+        if store is not None and store is not cache:
+            store.close()
+    return EmbeddingSet(vectors, table, encoder.identity)
+
+
+def open_cache(cache) -> EmbeddingCache | None:
+    """The cache a ``cache=`` argument means: the cache given, the default cache for True, None for False."""
+    if isinstance(cache, EmbeddingCache):
+        return cache
+    return EmbeddingCache() if cache else None
+
+
+@dataclass
+class EmbedSummary:
+    """What :func:`embed_to_disk` did.
+
+    Attributes
+    ----------
+    path : Path
+    n : int
+        Rows written.
+    dim : int
+    n_cached : int
+        Rows whose vector came from the cache.
+    seconds : float
+    backend : str
+    model : str
+    """
+
+    path: Path
+    n: int
+    dim: int
+    n_cached: int
+    seconds: float
+    backend: str
+    model: str
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form."""
+        return {
+            "path": str(self.path), "n": self.n, "dim": self.dim, "n_cached": self.n_cached,
+            "seconds": round(self.seconds, 3), "backend": self.backend, "model": self.model,
+        }
+
+
+def embed_to_disk(
+    source,
+    output: str | os.PathLike,
+    *,
+    text_col: str = "text",
+    model: str | None = None,
+    backend: str = "auto",
+    batch_size: int | None = None,
+    max_tokens: int | None = None,
+    dtype: str = "float32",
+    overwrite: bool = False,
+    strict: bool = False,
+    cache: bool | EmbeddingCache = True,
+    encoder=None,
+    chunk_rows: int = 20_000,
+    progress: bool | None = None,
+) -> EmbedSummary:
+    """Embed a source into an EmbeddingSet directory, streaming.
+
+    Parameters
+    ----------
+    source : str or path-like
+        Any input :func:`embedspace.read` accepts.
+    output : path-like
+        The set directory to write (atomically).
+    dtype : {"float32", "float16"}, default="float32"
+        Storage type of the vectors.
+    overwrite : bool, default=False
+        Replace an existing ``output``.
+    chunk_rows : int, default=20000
+        Rows read, embedded and written at a time; bounds memory.
+    Other parameters are those of :func:`embed`.
+
+    Returns
+    -------
+    EmbedSummary
+    """
+
+    check_output_path(output, overwrite=overwrite, inputs=[source])
+    started = time.perf_counter()
+    encoder = encoder or load_encoder(model, backend=backend, batch_size=batch_size, max_tokens=max_tokens)
+    store = open_cache(cache)
+    report = ReadReport(str(source))
+    n_cached = 0
+    bar = progress_bar(None, "embedding", progress=progress, unit="text")
+    extra = {"source": str(source), "text_col": text_col}
+    try:
+        with EmbeddingSetWriter(output, dim=encoder.dim, model=encoder.identity, dtype=dtype, overwrite=overwrite, extra=extra) as writer:
+            for chunk in iter_chunks(source, text_col=text_col, strict=strict, chunk_rows=chunk_rows, report=report):
+                vectors, cached = encode_texts(encoder, chunk["text"].tolist(), cache=store, progress=bar)
+                n_cached += cached
+                writer.append(vectors, chunk)
+    finally:
+        bar.close()
+        if store is not None and store is not cache:
+            store.close()
+    return EmbedSummary(
+        path=Path(output), n=writer.rows, dim=encoder.dim, n_cached=n_cached,
+        seconds=time.perf_counter() - started, backend=encoder.identity.backend, model=encoder.identity.name,
+    )

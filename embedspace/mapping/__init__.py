@@ -1,0 +1,50 @@
+"""Vectors to a picture and groups: kNN graph, UMAP/PCA/t-SNE, HDBSCAN/k-means, names, map.png / map.html.
+
+Where things happen, in pipeline order:
+
+- :mod:`~embedspace.mapping.pipeline` — :func:`map_collection` (``es.map``) picks the
+  estimator for the collection's size and fits it;
+- :mod:`~embedspace.mapping.mapper` — :class:`CollectionMapper`: one kNN graph
+  (:mod:`~embedspace.mapping.neighbors`), UMAP layouts (:mod:`~embedspace.mapping.reduction`),
+  clusters (:mod:`~embedspace.mapping.clustering`);
+- :mod:`~embedspace.mapping.sampled` — :class:`SampledMapper` for large collections: fit on a
+  sample, place the other rows;
+- :mod:`~embedspace.mapping.labels` — :func:`describe`: c-TF-IDF keywords and examples;
+- :mod:`~embedspace.mapping.output` — :func:`write_map`: the map directory, drawn by
+  :mod:`~embedspace.mapping.plotting` (map.png), :mod:`~embedspace.mapping.page` (map.html)
+  and :mod:`~embedspace.mapping.report` (report.html).
+"""
+
+from __future__ import annotations
+
+from embedspace.mapping.clustering import Clusterer, assign_outliers, cluster, clustering_scores
+from embedspace.mapping.demo import run_demo
+from embedspace.mapping.labels import class_tfidf_keywords, describe
+from embedspace.mapping.mapper import MIN_DOCUMENTS, CollectionMapper
+from embedspace.mapping.neighbors import KNNGraph, knn_graph
+from embedspace.mapping.output import write_map
+from embedspace.mapping.pipeline import clustering_stability, make_mapper, map_collection
+from embedspace.mapping.reduction import reduce
+from embedspace.mapping.sampled import MIN_SAMPLE, SAMPLE_SIZE, SampledMapper
+
+__all__ = [
+    "Clusterer",
+    "CollectionMapper",
+    "KNNGraph",
+    "MIN_DOCUMENTS",
+    "MIN_SAMPLE",
+    "SAMPLE_SIZE",
+    "SampledMapper",
+    "assign_outliers",
+    "class_tfidf_keywords",
+    "cluster",
+    "clustering_scores",
+    "clustering_stability",
+    "describe",
+    "knn_graph",
+    "make_mapper",
+    "map_collection",
+    "reduce",
+    "run_demo",
+    "write_map",
+]

@@ -1,0 +1,122 @@
+"""A map directory: documents.parquet, clusters.csv, map.png, map.html, report.html, metrics.json.
+
+:func:`write_map` writes everything a mapped set is shown and read back by, atomically,
+with a manifest of format ``embedspace.map``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embedspace._fs import atomic_directory, atomic_write_json, check_output_path
+from embedspace.errors import InputError
+from embedspace.mapping.clustering import clustering_scores
+from embedspace.mapping.labels import describe
+from embedspace.mapping.mapper import MAP_COLUMNS, MAP_FORMAT, MAP_FORMAT_VERSION
+from embedspace.mapping.page import write_map_html
+from embedspace.mapping.plotting import cluster_colors, plot_map
+from embedspace.mapping.report import write_report_html
+from embedspace.store import TableSink, jsonable, library_versions, write_manifest
+
+__all__ = ["write_map"]
+
+
+def _metrics(mapped, label_col, mapper) -> dict:
+    table = mapped.table
+    labels = table["cluster"].to_numpy()
+    truth = None
+    if label_col is not None:
+        truth = table[label_col].to_numpy()
+    scores = clustering_scores(labels, truth, X=None if truth is not None else getattr(mapper, "cluster_embedding_", None))
+    if label_col is not None:
+        scores["label_col"] = label_col
+        scores["n_labels"] = int(len(np.unique(np.asarray(truth).astype(str))))
+    return scores
+
+
+def write_map(mapped, directory, *, label_col: str | None = None, overwrite: bool = False, mapper=None,
+              title: str | None = None, extra: dict | None = None, command: str | None = None) -> dict:
+    """Write a map directory for a mapped set, atomically.
+
+    Files: ``documents.parquet`` (row, x, y, cluster, probability, outlier_score, text,
+    metadata), ``clusters.csv`` (cluster, size, share, label, keywords, example rows and
+    texts), ``map.png``, ``map.html``, ``report.html``, ``metrics.json`` and ``manifest.json`` (format
+    ``embedspace.map``).
+
+    Parameters
+    ----------
+    mapped : EmbeddingSet
+        Output of :func:`map_collection`.
+    directory : path-like
+    label_col : str, optional
+        Reference labels for ``ari`` / ``nmi`` / ``v_measure``.
+    overwrite : bool, default=False
+    mapper : CollectionMapper, optional
+        The fitted pipeline (adds parameters, timings and unsupervised scores).
+    title : str, optional
+    extra : dict, optional
+        More fields for ``metrics.json`` (e.g. stability).
+    command : str, optional
+        The command line that made the map, shown in ``report.html`` (default: how this
+        Python process was started).
+
+    Returns
+    -------
+    dict
+        ``{"metrics": ..., "clusters": DataFrame, "output": str}``
+    """
+    table = mapped.table
+    missing = [c for c in MAP_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(f"the set is not mapped (no {', '.join(missing)}); run embedspace.map(space) first")
+    if label_col is not None and label_col not in table.columns:
+        raise InputError(f"no label column '{label_col}' (columns: {', '.join(map(str, table.columns))})")
+    target = check_output_path(directory, overwrite=overwrite)
+    title = title or "embedspace map"
+    metrics = _metrics(mapped, label_col, mapper)
+    if mapper is not None:
+        metrics["method"] = mapper.method_
+        metrics["min_cluster_size"] = int(mapper.clusterer_.min_cluster_size_)
+        metrics["params"] = {"seed": mapper.random_state, "n_neighbors": mapper.n_neighbors,
+                             "cluster_dimensions": mapper.cluster_dimensions, "k": mapper.n_clusters,
+                             "min_cluster_size": mapper.min_cluster_size, "assign_outliers": mapper.assign_outliers}
+        metrics["granularity_candidates"] = mapper.clusterer_.candidates_
+        metrics["timings"] = dict(mapper.timings_)
+    metrics.update(extra or {})
+    clusters = describe(mapped)
+    real = clusters[clusters["cluster"] >= 0]
+    colors = dict(zip(real.sort_values("size", ascending=False, kind="stable")["cluster"].tolist(),
+                      cluster_colors(len(real))))
+    with atomic_directory(target, overwrite=overwrite) as tmp:
+        documents = table.copy()
+        documents.insert(0, "row", np.arange(len(documents), dtype=np.int64))
+        first = ["row", *MAP_COLUMNS, "text"]
+        documents = documents[first + [c for c in documents.columns if c not in first]]
+        _write_parquet(documents, tmp / "documents.parquet")
+        flat = clusters.assign(
+            keywords=clusters["keywords"].map("; ".join),
+            example_rows=clusters["example_rows"].map(lambda rows: " ".join(map(str, rows))),
+            examples=clusters["examples"].map(lambda texts: " || ".join(" ".join(t.split())[:300] for t in texts)),
+        )
+        flat.to_csv(tmp / "clusters.csv", index=False)
+        labels = {int(r.cluster): r.label for r in clusters.itertuples() if r.cluster >= 0}
+        plot_map(table["x"], table["y"], table["cluster"], labels, tmp / "map.png", title=title)
+        caption = f"{len(table):,} documents, {metrics['n_clusters']} clusters"
+        write_map_html(documents, clusters, tmp / "map.html", title=title, caption=caption, colors=colors)
+        atomic_write_json(tmp / "metrics.json", jsonable(metrics))
+        files = ["documents.parquet", "clusters.csv", "map.png", "map.html", "metrics.json"]
+        write_report_html(tmp / "report.html", title=title, metrics=jsonable(metrics), clusters=clusters,
+                          model=mapped.model.to_dict() if mapped.model else None, map_png_path=tmp / "map.png",
+                          files=files, command=command)
+        files.append("report.html")
+        fields = {"n": len(table), "n_clusters": metrics["n_clusters"],
+                  "model": mapped.model.to_dict() if mapped.model else None,
+                  "library_versions": library_versions("umap-learn", "hdbscan", "faiss-cpu", "scikit-learn")}
+        write_manifest(tmp, MAP_FORMAT, MAP_FORMAT_VERSION, fields, files=files)
+    return {"metrics": metrics, "clusters": clusters, "output": str(target)}
+
+
+def _write_parquet(frame, path) -> None:
+    sink = TableSink(path)
+    sink.append(frame)
+    sink.close()

@@ -1,0 +1,146 @@
+"""The map pipeline as one call: choose the estimator for the collection's size, fit it, measure stability.
+
+:func:`map_collection` (``embedspace.map``) maps a collection with
+:class:`~embedspace.mapping.mapper.CollectionMapper`, or, above ``sample_size`` rows or on
+Ray, with :class:`~embedspace.mapping.sampled.SampledMapper`; :func:`clustering_stability`
+reruns the clustering with several seeds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embedspace._progress import progress_bar
+from embedspace.errors import InputError
+from embedspace.mapping.mapper import CLUSTER_DIMENSIONS, N_NEIGHBORS, CollectionMapper
+from embedspace.mapping.sampled import SAMPLE_SIZE, SampledMapper
+
+__all__ = ["clustering_stability", "make_mapper", "map_collection"]
+
+
+def map_collection(space, *, seed: int = 0, min_cluster_size="auto", k: int | None = None,
+                   assign_outliers: bool = False, n_neighbors: int = N_NEIGHBORS,
+                   cluster_dimensions: int = CLUSTER_DIMENSIONS, progress: bool | None = None,
+                   sample_size: int | None = None, engine: str = "local", address: str | None = None):
+    """Lay out and cluster a collection.
+
+    Collections larger than ``sample_size`` (and any with ``engine="ray"``) are mapped by
+    :class:`embedspace.mapping.sampled.SampledMapper`: UMAP and HDBSCAN are fitted on a
+    seeded sample and every other row is placed against it in parallel batches.
+
+    Parameters
+    ----------
+    space : EmbeddingSet
+        Embedded documents (see :func:`embedspace.embed`).
+    seed : int, default=0
+        The same seed gives identical columns, across runs and processes.
+    min_cluster_size : int or "auto", default="auto"
+    k : int, optional
+        Ask for exactly ``k`` clusters.
+    assign_outliers : bool, default=False
+        Attach outliers to their nearest cluster instead of -1.
+    n_neighbors : int, default=15
+    cluster_dimensions : int, default=5
+    progress : bool or None, default=None
+    sample_size : int, optional
+        Rows the layouts and clusters are fitted on when the collection is larger
+        (default ``mapping_large.SAMPLE_SIZE``, 50,000).
+    engine : {"local", "ray"}, default="local"
+        Where the placement batches of a sampled map run.
+    address : str, optional
+        Ray cluster to join with ``engine="ray"`` (default: start a local one).
+
+    Returns
+    -------
+    EmbeddingSet
+        ``space`` with columns ``x``, ``y`` (float32), ``cluster`` (int64, -1 = outlier,
+        0 = largest), ``probability`` and ``outlier_score`` (float32 in [0, 1]).
+
+    Examples
+    --------
+    >>> import embedspace as es  # doctest: +SKIP
+    >>> mapped = es.map(es.embed("corpus:20newsgroups"), seed=0)  # doctest: +SKIP
+    >>> mapped.table[["x", "y", "cluster"]].head()  # doctest: +SKIP
+    """
+    mapper = make_mapper(space, sample_size=sample_size, engine=engine, address=address, n_neighbors=n_neighbors,
+                         cluster_dimensions=cluster_dimensions, min_cluster_size=min_cluster_size, n_clusters=k,
+                         assign_outliers=assign_outliers, random_state=seed, progress=progress)
+    return mapper.fit(space).space_
+
+
+def make_mapper(space, *, sample_size: int | None = None, engine: str = "local", address: str | None = None,
+                workers: int | None = None, **params):
+    """The estimator that maps ``space``: :class:`CollectionMapper` for a collection up to
+    ``sample_size`` rows on the local engine, else :class:`embedspace.mapping.sampled.SampledMapper`.
+
+    Parameters
+    ----------
+    space : EmbeddingSet
+    sample_size : int, optional
+        Default ``mapping_large.SAMPLE_SIZE`` (50,000).
+    engine : {"local", "ray"}, default="local"
+    address : str, optional
+    workers : int, optional
+        Parallel placement tasks on Ray (default: the cluster's CPUs); needs ``engine="ray"``.
+    **params
+        :class:`CollectionMapper` parameters.
+
+    Returns
+    -------
+    CollectionMapper or SampledMapper
+        Not yet fitted.
+    """
+
+    sample_size = SAMPLE_SIZE if sample_size is None else sample_size
+    if workers is not None and engine != "ray":
+        raise InputError("a Ray worker count needs engine='ray'")
+    if engine == "local" and address is None and hasattr(space, "__len__") and not isinstance(sample_size, bool) \
+            and isinstance(sample_size, (int, np.integer)) and len(space) <= sample_size:
+        return CollectionMapper(**params)
+    return SampledMapper(sample_size=sample_size, engine=engine, address=address, workers=workers, **params)
+
+
+def clustering_stability(space, seeds=(0, 1, 2, 3, 4), *, progress: bool | None = None, **params) -> dict:
+    """Rerun the clustering with several seeds; report the mean pairwise ARI.
+
+    The kNN graph is shared; each seed recomputes the clustering layout and clusters
+    (the display layout is skipped).
+
+    Parameters
+    ----------
+    space : EmbeddingSet
+    seeds : sequence of int, default=(0, 1, 2, 3, 4)
+    progress : bool or None
+    **params
+        ``min_cluster_size``, ``k``, ``assign_outliers``, ``n_neighbors``, ``cluster_dimensions``.
+
+    Returns
+    -------
+    dict
+        ``{"seeds", "mean_ari", "min_ari", "pairwise_ari": [[i, j, ari], ...], "n_clusters": [...]}``
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    seeds = list(seeds)
+    if len(seeds) < 2:
+        raise InputError(f"stability needs at least 2 seeds, got {len(seeds)}")
+    runs = []
+    with progress_bar(len(seeds), "stability", progress=progress, unit="run") as bar:
+        for seed in seeds:
+            mapper = CollectionMapper(n_neighbors=params.get("n_neighbors", N_NEIGHBORS),
+                                      cluster_dimensions=params.get("cluster_dimensions", CLUSTER_DIMENSIONS),
+                                      min_cluster_size=params.get("min_cluster_size", "auto"),
+                                      n_clusters=params.get("k"), assign_outliers=params.get("assign_outliers", False),
+                                      random_state=seed, display=False, progress=False)
+            runs.append(mapper.fit(space).clusterer_.labels_)
+            bar.update(1)
+    pairs = [[seeds[i], seeds[j], float(adjusted_rand_score(runs[i], runs[j]))]
+             for i in range(len(runs)) for j in range(i + 1, len(runs))]
+    values = [p[2] for p in pairs]
+    return {
+        "seeds": seeds,
+        "mean_ari": float(np.mean(values)),
+        "min_ari": float(np.min(values)),
+        "pairwise_ari": pairs,
+        "n_clusters": [int(len(np.unique(r[r >= 0]))) for r in runs],
+    }

@@ -1,0 +1,519 @@
+"""Semantic search: FAISS indexes over EmbeddingSets, filtered, dense, BM25 or hybrid.
+
+:func:`build_index` turns an :class:`~embedspace.embeddingset.EmbeddingSet` into an
+:class:`Index`; ``kind="auto"`` picks exact search for small sets, HNSW for larger ones and
+IVF-PQ when float vectors would not fit the memory budget, and tunes the search effort
+so that recall@10 against exact search reaches 0.95 on a sample of the set's own vectors
+(see :mod:`embedspace.search.ann`). :meth:`Index.search` embeds the queries with the index's
+model and returns a table of ranked hits with their text and metadata; ``where=`` filters
+on metadata (:mod:`embedspace.search.filters`), ``mode=`` chooses dense, BM25 or hybrid ranking
+(:mod:`embedspace.search.lexical`).
+
+On disk (format ``embedspace.search.index``, version 1)::
+
+    INDEX/
+      manifest.json   kind, metric, parameters, n, d, model identity, and for each
+                      EmbeddingSet the index reads texts and metadata from: its path
+                      (relative and absolute) and the sha256 of its manifest
+      index.faiss     the FAISS index (row i of the index is row i of the sets, in order)
+      bm25/           the BM25 matrix and vocabulary (.npy + JSON), when built
+      sets/<i>/       copies of sets that had no directory of their own (built in memory)
+
+An index refers to its EmbeddingSet(s) instead of copying texts; if a set is moved back
+in place the index works again, if it is changed the index refuses to load.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from embedspace._fs import atomic_directory, check_output_path, sha256_file
+from embedspace.embeddingset import ModelIdentity
+from embedspace.encoding import load_encoder
+from embedspace.errors import FormatError, InputError, ModelMismatchError
+from embedspace.search import ann
+from embedspace.search.filters import Filter
+from embedspace.search.lexical import FUSION_DEPTH, BM25Index, reciprocal_rank_fusion
+from embedspace.search.set_sources import SetSource, VectorRows, open_entry, verify_payloads
+from embedspace.store import library_versions, read_manifest, write_manifest
+
+__all__ = ["Index", "build_index", "load_index", "FORMAT", "FORMAT_VERSION", "KINDS", "MODES"]
+
+FORMAT = "embedspace.index"
+FORMAT_VERSION = 1
+KINDS = ("auto",) + ann.KINDS
+MODES = ("dense", "bm25", "hybrid")
+_RESULT_FIELDS = ("query", "rank", "row", "score", "text")
+
+
+# --- the index ---------------------------------------------------------------------------
+class Index:
+    """A searchable index over the vectors, texts and metadata of EmbeddingSets.
+
+    Build one with :func:`build_index` or read one with :func:`load_index`.
+
+    Attributes
+    ----------
+    kind : str
+        ``flat``, ``hnsw``, ``ivf`` or ``ivfpq``.
+    params : dict
+        Construction and (tuned) search parameters.
+    model : ModelIdentity or None
+        The encoder of the vectors; queries must come from the same weights.
+    path : Path or None
+        Directory the index was loaded from or last saved to.
+
+    Examples
+    --------
+    >>> import embedspace as es  # doctest: +SKIP
+    >>> index = es.build_index(es.embed("corpus:20newsgroups"))  # doctest: +SKIP
+    >>> index.search(["graphics cards for linux"], k=3, where="label == 'comp.graphics'")  # doctest: +SKIP
+    """
+
+    def __init__(self, faiss_index, *, kind: str, params: dict, model, normalize: bool, sources: list[SetSource],
+                 lexical_settings: dict | None = None, lexical=None, path: Path | None = None, info: dict | None = None):
+        self._faiss = faiss_index
+        self.kind = kind
+        self.params = params
+        self.model = model
+        self.normalize = normalize
+        self._sources = sources
+        self._lexical_settings = lexical_settings
+        self._lexical = lexical
+        self.path = path
+        self.info = dict(info or {})
+        self._rows = VectorRows(sources, normalize)
+        self._arrow = None
+        self._encoder = None
+
+    # -- description
+    @property
+    def n(self) -> int:
+        """Number of indexed rows."""
+        return self._rows.n
+
+    @property
+    def d(self) -> int:
+        """Vector dimension."""
+        return self._rows.d
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        model = self.model.describe() if self.model else "unknown model"
+        lexical = ", bm25" if self._lexical_settings else ""
+        return f"Index<{self.kind}, n={self.n}, d={self.d}, model={model}{lexical}>"
+
+    @property
+    def table(self):
+        """pandas.DataFrame of the indexed rows: ``text`` and metadata, row i = index row i."""
+        return self._table().to_pandas()
+
+    def _table(self):
+        if self._arrow is None:
+            import pyarrow as pa
+
+            tables = [source.table() for source in self._sources]
+            self._arrow = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+        return self._arrow
+
+    # -- search
+    def search_vectors(self, vectors, k: int = 10, where=None):
+        """Top-k rows for query vectors (the low-level search).
+
+        Parameters
+        ----------
+        vectors : array-like of shape (m, d)
+            Query vectors in the index's space (normalised here if the index normalises).
+        k : int, default=10
+        where : str, ndarray of shape (n,) bool, or None
+            A filter expression (see :mod:`embedspace.search.filters`) or a row mask.
+
+        Returns
+        -------
+        scores : ndarray of shape (m, k), float32
+            Cosine similarity, best first; -inf where fewer than k rows match.
+        rows : ndarray of shape (m, k), int64
+            Row ids; -1 where fewer than k rows match.
+
+        Raises
+        ------
+        ModelMismatchError
+            If the vectors' dimension is not the index's.
+        """
+        queries = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
+        if queries.ndim == 1:
+            queries = queries[None, :]
+        if queries.ndim != 2 or queries.shape[1] != self.d:
+            raise ModelMismatchError(
+                f"query vectors have shape {queries.shape} but the index holds {self.d}-dimensional vectors "
+                f"of {_describe(self.model)}"
+            )
+        k = _check_k(k)
+        if self.normalize:
+            queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+        return ann.ann_search(self._faiss, self.kind, self.params, queries, k, self._rows, self._mask(where))
+
+    def _mask(self, where):
+        if where is None:
+            return None
+        if isinstance(where, str):
+            return Filter.parse(where).mask(self._table())
+        mask = np.asarray(where)
+        if mask.dtype != bool or mask.shape != (self.n,):
+            raise InputError(f"where must be a filter expression or a boolean mask of shape ({self.n},), got {mask.dtype} {mask.shape}")
+        return mask
+
+    def search_rows(self, queries, k: int = 10, where=None, mode: str = "dense", encoder=None):
+        """Rank rows for text queries without fetching texts (parameters as :meth:`search`).
+
+        Returns
+        -------
+        scores : ndarray of shape (m, k), float32
+            Cosine similarity (dense), BM25 score (bm25) or fused reciprocal-rank score
+            (hybrid); -inf padding.
+        rows : ndarray of shape (m, k), int64
+            Row ids best first; -1 padding.
+        """
+        queries = _check_queries(queries)
+        k = _check_k(k)
+        if mode not in MODES:
+            raise InputError(f"unknown search mode '{mode}' (choose from {', '.join(MODES)})")
+        mask = self._mask(where)
+
+        depth = max(k, FUSION_DEPTH) if mode == "hybrid" else k
+        if mode != "bm25":
+            dense_scores, dense_rows = self._dense(queries, depth, mask, encoder)
+        if mode != "dense":
+            lexical_scores, lexical_rows = self._lexical_index().search(queries, depth, mask)
+        if mode == "dense":
+            scores, rows = dense_scores, dense_rows
+        elif mode == "bm25":
+            scores, rows = lexical_scores, lexical_rows
+        else:
+            scores, rows = reciprocal_rank_fusion([dense_rows, lexical_rows], k)
+        return scores, rows
+
+    def search_records(self, queries, k: int = 10, where=None, mode: str = "dense", encoder=None) -> list[dict]:
+        """Search and return plain Python objects: the shape of ``embedspace search --json``.
+
+        Parameters are those of :meth:`search`.
+
+        Returns
+        -------
+        list of dict
+            ``[{"query": str, "results": [{"rank", "row", "score", "text", ...metadata}]}]``
+            in the order of ``queries``. Metadata columns named like a result field are
+            prefixed with ``meta_``.
+        """
+        queries = _check_queries(queries)
+        scores, rows = self.search_rows(queries, k=k, where=where, mode=mode, encoder=encoder)
+        return self._records(queries, scores, rows)
+
+    def search(self, queries, k: int = 10, where=None, mode: str = "dense", encoder=None):
+        """Search with text queries.
+
+        Parameters
+        ----------
+        queries : str or list of str
+            One or more queries (non-empty).
+        k : int, default=10
+            Hits per query.
+        where : str, ndarray of shape (n,) bool, or None
+            Metadata filter, e.g. ``"label == 'sci.space' and year >= 2000"``; the hits are
+            the true top-k among matching rows.
+        mode : {"dense", "bm25", "hybrid"}, default="dense"
+            Embedding similarity, BM25, or their reciprocal-rank fusion.
+        encoder : Encoder, optional
+            Embeds the queries; default the index's own model (loaded once, offline).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``query, rank, row, score, text`` then the metadata columns; one row
+            per hit, queries in order, ranks from 1.
+
+        Raises
+        ------
+        InputError
+            Empty query, k < 1, bad filter, unknown mode.
+        ModelMismatchError
+            If ``encoder`` is another model than the index's.
+        """
+        import pandas as pd
+
+        records = self.search_records(queries, k=k, where=where, mode=mode, encoder=encoder)
+        rows = [{"query": item["query"], **hit} for item in records for hit in item["results"]]
+        columns = list(_RESULT_FIELDS) + [_meta_name(c) for c in self._table().column_names if c != "text"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def _dense(self, queries, depth, mask, encoder):
+        encoder = self._query_encoder(encoder)
+        vectors = encoder.encode(queries, progress=False)
+        return self.search_vectors(vectors, depth, mask)
+
+    def _query_encoder(self, encoder):
+        if encoder is None:
+            if self._encoder is None:
+                if self.model is None:
+                    raise InputError("this index's vectors have no recorded model; pass encoder= to embed the queries")
+                self._encoder = _default_encoder(self.model)
+            encoder = self._encoder
+        identity = getattr(encoder, "identity", None)
+        if identity is not None and self.model is not None and not self.model.same_space(identity):
+            raise ModelMismatchError(
+                f"the queries would be embedded by {_describe(identity)} but the index holds vectors of "
+                f"{_describe(self.model)}; search with the index's model or rebuild the index with this one"
+            )
+        if getattr(encoder, "dim", self.d) != self.d:
+            raise ModelMismatchError(f"the query encoder makes {encoder.dim}-dimensional vectors, the index holds {self.d}-dimensional ones")
+        return encoder
+
+    def _lexical_index(self):
+        if self._lexical is None:
+            if not self._lexical_settings:
+                raise InputError("this index was built without BM25 (--no-bm25); rebuild it to use --mode bm25 or hybrid")
+
+            if self.path is None:
+                raise InputError("BM25 data is missing from this in-memory index")
+            verify_payloads(self.path, prefix="bm25/")
+            self._lexical = BM25Index.load(self.path / "bm25")
+        return self._lexical
+
+    def _records(self, queries, scores, rows) -> list[dict]:
+        table = self._table()
+        # one-row slices: Table.take would make pyarrow import pandas, costing more than the search
+        by_row = {row: table.slice(row, 1).to_pylist()[0] for row in np.unique(rows[rows >= 0]).tolist()}
+        out = []
+        for q, query in enumerate(queries):
+            results = []
+            for rank, (row, score) in enumerate(zip(rows[q].tolist(), scores[q].tolist()), start=1):
+                if row < 0:
+                    break
+                values = by_row[row]
+                hit = {"rank": rank, "row": row, "score": round(float(score), 6), "text": values.get("text")}
+                hit.update({_meta_name(key): value for key, value in values.items() if key != "text"})
+                results.append(hit)
+            out.append({"query": query, "results": results})
+        return out
+
+    # -- growth and persistence
+    def add(self, space, *, progress=None) -> "Index":
+        """Append the rows of another EmbeddingSet (object or directory); row ids of existing rows stay.
+
+        Raises
+        ------
+        ModelMismatchError
+            If ``space`` was embedded by another model or has another dimension.
+        """
+        source = SetSource.of(space)
+        _check_same_space(self.model, self.d, source.model, source.d, what=str(space) if isinstance(space, (str, os.PathLike)) else "the new set")
+        start = self.n
+        self._sources.append(source)
+        self._rows = VectorRows(self._sources, self.normalize)
+        self._arrow = None
+        self.params = ann.extend(self._faiss, self.kind, self.params, self._rows, start, progress=progress,
+                                  random_state=self.info.get("random_state", 0))
+        if self._lexical_settings:
+            settings = self._lexical_settings
+            self._lexical = BM25Index(k1=settings["k1"], b=settings["b"], stemmer=settings["stemmer"], stopwords=settings["stopwords"])
+            self._lexical.fit(self._table().column("text").to_pylist(), progress=progress)
+            self._lexical_settings = self._lexical.settings()
+        return self
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the index directory atomically (see the module docstring for its layout).
+
+        Sets built in memory are stored inside it under ``sets/``; sets on disk are
+        referenced by path and manifest checksum.
+        """
+        import faiss
+
+        target = check_output_path(path, overwrite=overwrite)
+        with atomic_directory(target, overwrite=overwrite) as tmp:
+            try:
+                faiss.write_index(self._faiss, str(tmp / "index.faiss"))
+            except RuntimeError as exc:  # FAISS reports a failed write (a full disk) as RuntimeError
+                raise OSError(f"cannot write index.faiss: {str(exc).splitlines()[0]}") from None
+            files = ["index.faiss"]
+            if self._lexical_settings:
+                lexical = self._lexical_index()
+                files += [f"bm25/{name}" for name in lexical.save(tmp / "bm25")]
+            entries = [self._save_source(i, source, tmp, target) for i, source in enumerate(self._sources)]
+            fields = {
+                "kind": self.kind, "metric": "cosine", "normalize": self.normalize, "params": self.params,
+                "n": self.n, "d": self.d, "model": self.model.to_dict() if self.model else None,
+                "sources": entries, "lexical": self._lexical_settings, "build": self.info,
+            }
+
+            fields["library_versions"] = library_versions("faiss-cpu", "bm25s")
+            write_manifest(tmp, FORMAT, FORMAT_VERSION, fields, files=files)
+        self.path = target
+        return target
+
+    def _save_source(self, i: int, source: SetSource, tmp: Path, target: Path) -> dict:
+        if source.space is not None or source.embedded:
+            inner = Path("sets") / str(i)
+            (tmp / "sets").mkdir(exist_ok=True)
+            if source.space is not None:
+                source.space.save(tmp / inner)
+            else:
+                shutil.copytree(source.path, tmp / inner)
+            sha = sha256_file(tmp / inner / "manifest.json")
+            return {"path": str(inner), "embedded": True, "manifest_sha256": sha, "n": source.n}
+        return {
+            "path": os.path.relpath(source.path, target), "absolute_path": str(source.path), "embedded": False,
+            "manifest_sha256": source.manifest_sha256, "n": source.n,
+        }
+
+
+_ENCODERS: dict = {}
+
+
+def _default_encoder(model):
+    """The index model's encoder, loaded once per process (several indexes share it)."""
+    key = (model.name, model.weights_sha256)
+    if key not in _ENCODERS:
+        _ENCODERS[key] = load_encoder(model.name)
+    return _ENCODERS[key]
+
+
+def _describe(model) -> str:
+    """A model's full name, dimension and weights prefix (for messages naming two models)."""
+    if model is None:
+        return "an unknown model"
+    return f"{model.name} ({model.dim}-d, weights {model.weights_sha256[:8]})"
+
+
+def _meta_name(column: str) -> str:
+    return f"meta_{column}" if column in _RESULT_FIELDS else column
+
+
+def _check_k(k) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"k must be a whole number of at least 1, got {k!r}")
+    return int(k)
+
+
+def _check_queries(queries) -> list[str]:
+    if isinstance(queries, str):
+        queries = [queries]
+    queries = list(queries) if queries is not None else []
+    if not queries:
+        raise InputError("no query given: pass at least one query text")
+    for i, query in enumerate(queries, start=1):
+        if not isinstance(query, str) or not query.strip():
+            raise InputError(f"query {i} is empty: every query needs some text")
+    return queries
+
+
+def _check_same_space(model, d, other, other_d, *, what: str) -> None:
+    if d != other_d:
+        raise ModelMismatchError(f"{what} has {other_d}-dimensional vectors but the index holds {d}-dimensional ones")
+    if (model is None) != (other is None) or (model is not None and not model.same_space(other)):
+        raise ModelMismatchError(
+            f"{what} was embedded by {_describe(other)} but the index holds vectors of {_describe(model)}; "
+            "embed it with the index's model"
+        )
+
+
+def build_index(space, kind: str = "auto", memory_budget=None, progress=None, random_state: int = 0, *, lexical: bool = True,
+                adder=None) -> Index:
+    """Build a search index over an EmbeddingSet.
+
+    Parameters
+    ----------
+    space : EmbeddingSet or path-like
+        The set (an object, or the directory of a saved set, which the index then refers to).
+    kind : {"auto", "flat", "hnsw", "ivf", "ivfpq"}, default="auto"
+        ``auto``: exact below 50,000 vectors, HNSW above, IVF-PQ when HNSW would not fit
+        ``memory_budget``.
+    memory_budget : int or str, optional
+        Bytes of RAM the index may use, e.g. ``"2GB"``; default half the available memory.
+    progress : bool or None
+        Progress bars (default: on a terminal).
+    random_state : int, default=0
+        Seeds k-means training and the tuning sample.
+    lexical : bool, default=True
+        Also build the BM25 index used by ``mode="bm25"`` and ``"hybrid"``.
+    adder : callable, optional
+        Adds the bulk of the rows to a trained index (see :func:`embedspace.search.ann.build`);
+        :func:`embedspace.distributed.index.build_index_with_ray` uses it to add shards on Ray.
+
+    Returns
+    -------
+    Index
+
+    Raises
+    ------
+    InputError
+        Unknown kind, an unparsable or too small memory budget, an empty set.
+    """
+    started = time.perf_counter()
+    if kind not in KINDS:
+        raise InputError(f"unknown index kind '{kind}' (choose from {', '.join(KINDS)})")
+    budget = ann.parse_memory(memory_budget) if memory_budget is not None else ann.default_budget()
+    source = SetSource.of(space)
+    if source.n == 0:
+        raise InputError("cannot index an empty EmbeddingSet")
+    model = source.model
+    normalize = model is None or not model.normalized
+    rows = VectorRows([source], normalize)
+    chosen = ann.choose_kind(source.n, source.d, budget) if kind == "auto" else kind
+    params = ann.default_params(chosen, source.n, source.d)
+    faiss_index, params = ann.build(chosen, rows, params, progress=progress, random_state=random_state, adder=adder)
+    lexical_index = settings = None
+    if lexical:
+        lexical_index = BM25Index().fit(source.table().column("text").to_pylist(), progress=progress)
+        settings = lexical_index.settings()
+    info = {
+        "requested_kind": kind, "memory_budget": budget, "random_state": random_state,
+        "seconds": round(time.perf_counter() - started, 3),
+        "estimated_bytes": ann.estimate_bytes(chosen, source.n, source.d, params),
+    }
+    return Index(faiss_index, kind=chosen, params=params, model=model, normalize=normalize, sources=[source],
+                 lexical_settings=settings, lexical=lexical_index, info=info)
+
+
+def load_index(path: str | os.PathLike) -> Index:
+    """Read an index directory written by :meth:`Index.save`.
+
+    Raises
+    ------
+    FormatError
+        Not an index (e.g. an EmbeddingSet directory), a newer format, a corrupted or
+        edited file, or a missing or changed EmbeddingSet.
+    """
+    import faiss
+
+    directory = Path(path).expanduser().absolute()
+    manifest = read_manifest(directory, FORMAT, FORMAT_VERSION, verify=False)  # sizes now, sha256 below
+    verify_payloads(directory, prefix="index.faiss", manifest=manifest)
+    try:
+        kind, n, d = manifest["kind"], int(manifest["n"]), int(manifest["d"])
+        entries = list(manifest["sources"])
+        params = dict(manifest["params"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FormatError(f"{directory}: index manifest lacks a field ({exc})") from None
+    if kind not in ann.KINDS:
+        raise FormatError(f"{directory}: unknown index kind '{kind}' (written by a newer embedspace?)")
+    try:
+        faiss_index = faiss.read_index(str(directory / "index.faiss"))
+    except RuntimeError as exc:
+        raise FormatError(f"{directory}: index.faiss is not a readable FAISS index ({str(exc).splitlines()[0]})") from None
+    if faiss_index.ntotal != n or faiss_index.d != d:
+        raise FormatError(f"{directory}: index.faiss holds {faiss_index.ntotal} x {faiss_index.d} vectors, the manifest says {n} x {d}")
+    sources = [open_entry(directory, entry) for entry in entries]
+    if sum(s.n for s in sources) != n:
+        raise FormatError(f"{directory}: its EmbeddingSets hold {sum(s.n for s in sources)} rows, the index {n}")
+    model = ModelIdentity.from_dict(manifest.get("model"))
+    for source in sources:
+        _check_same_space(model, d, source.model, source.d, what=f"the EmbeddingSet {source.path}")
+    return Index(faiss_index, kind=kind, params=params, model=model, normalize=bool(manifest.get("normalize")),
+                 sources=sources, lexical_settings=manifest.get("lexical"), path=directory, info=manifest.get("build"))
