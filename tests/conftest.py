@@ -1,4 +1,7 @@
-"""Shared fixtures: an isolated cache, the real default model loaded once, real data paths."""
+"""Shared fixtures: an isolated cache, the real default model loaded once, real sentences.
+
+Helpers that tests import live in ``helpers.py``, never here.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "corpora"
-STS_DEV = SHARED / "sts" / "stsbenchmark" / "sts-dev.csv"
-STS_TRAIN = SHARED / "sts" / "stsbenchmark" / "sts-train.csv"
+from helpers import REPO, sts_sentences
 
 
 def pytest_configure(config):
@@ -43,19 +42,10 @@ def torch_encoder():
     return enc
 
 
-def _sts_sentences(path: Path, limit: int) -> list[str]:
-    sentences = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            fields = line.rstrip("\n").split("\t")
-            sentences += [fields[5], fields[6]]
-    return list(dict.fromkeys(sentences))[:limit]
-
-
 @pytest.fixture(scope="session")
 def sentences():
     """1,000 distinct real sentences from STS-B train."""
-    return _sts_sentences(STS_TRAIN, 1000)
+    return sts_sentences(1000)
 
 
 @pytest.fixture
@@ -69,23 +59,3 @@ def cli(capsys):
         return status, out, err
 
     return run
-
-
-def snapshot(path: Path) -> dict:
-    """Bytes of every file below ``path`` (to prove nothing changed)."""
-    path = Path(path)
-    if path.is_file():
-        return {"": path.read_bytes()}
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
-
-
-def short_posts(docs):
-    """Newsgroup posts cut to their subject line and the first 600 characters of the body.
-
-    Headers are dropped; quick to embed in tests while keeping each post's topic.
-    """
-    subject = docs["text"].str.extract(r"(?m)^Subject:(.*)$", expand=False).fillna("")
-    body = docs["text"].str.split("\n\n", n=1).str[1].fillna("")
-    docs = docs.copy()
-    docs["text"] = (subject.str.strip() + "\n" + body.str.slice(0, 600)).str.strip()
-    return docs

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
-from conftest import snapshot
+from helpers import snapshot
 
 SENTENCES = [
     "The goalie stopped every shot in the third period.",

@@ -18,7 +18,9 @@ import sys
 
 import pytest
 
-from _hardening import assert_success, cli_env, private_cache, run_many, sts_sentences
+from helpers import assert_success, cli_env, private_cache, run_many, sts_sentences
+
+pytestmark = pytest.mark.slow  # subprocesses, kills, Ray or a browser: CI runs it, the fast lane skips it
 
 _GUARD = r'''
 """Refuse internet sockets in this process and log every attempt (test_no_network)."""

@@ -27,7 +27,7 @@ def small_space(encoder):
 
     docs = es.read("corpus:20newsgroups")
     docs = pd.concat([docs[docs["label"] == g].head(PER_GROUP) for g in GROUPS], ignore_index=True)
-    from conftest import short_posts
+    from helpers import short_posts
 
     docs = short_posts(docs)
     return es.embed(docs[["text", "label"]], encoder=encoder, progress=False)
@@ -209,7 +209,7 @@ def test_cli_eval_clustering_keys(small_space, tmp_path, cli):
 
 def test_example_script_runs(tmp_path, small_space):
     small_space.save(tmp_path / "set")
-    script = Path(__file__).resolve().parent.parent / "scripts" / "example_map.py"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "example_map.py"
     done = subprocess.run([sys.executable, str(script), str(tmp_path / "set"), "-o", str(tmp_path / "example")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import REPO, snapshot
+from helpers import REPO, snapshot
 from embedspace import relations
 from embedspace.errors import InputError
 from embedspace.relations.wordvectors import TermSpace, load_vocabulary

@@ -17,7 +17,9 @@ import pytest
 ray = pytest.importorskip("ray")
 
 import embedspace as es  # noqa: E402
-from conftest import REPO  # noqa: E402
+from helpers import REPO  # noqa: E402
+
+pytestmark = pytest.mark.slow  # subprocesses, kills, Ray or a browser: CI runs it, the fast lane skips it
 
 N_INDEXED = 20_000
 N_QUERIES = 300
@@ -86,7 +88,7 @@ def test_ray_index_is_the_local_index(ray_cluster, lines_set, kind):
 
 
 def test_cli_index_engine_ray_and_its_refusals(ray_cluster, lines_set, cli, tmp_path):
-    from conftest import snapshot
+    from helpers import snapshot
 
     path, _, _ = lines_set
     status, _, err = cli("index", path, "-o", tmp_path / "local", "--kind", "ivf", "--no-bm25", "--quiet")
@@ -119,7 +121,7 @@ def news6(encoder):
     """The 2,340 test-split posts of six groups (subject and the first 600 characters of the body)."""
     docs = es.read("corpus:20newsgroups")
     docs = docs[docs["label"].isin(GROUPS)].reset_index(drop=True)
-    from conftest import short_posts
+    from helpers import short_posts
 
     docs = short_posts(docs)
     return es.embed(docs[["text", "label"]], encoder=encoder, progress=False)
@@ -227,7 +229,7 @@ def test_bad_sampling_parameters_are_input_errors(news6):
 
 
 def test_cli_map_samples_large_sets_and_places_the_rest_on_ray(ray_cluster, news6, cli, tmp_path):
-    from conftest import snapshot
+    from helpers import snapshot
 
     part = news6.select(np.arange(1500))
     part.save(tmp_path / "part.set")

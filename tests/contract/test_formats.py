@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _hardening import REPO, assert_one_error_line, assert_success, cli_env, private_cache, run_many, shared_world, tree
+from helpers import REPO, assert_one_error_line, assert_success, cli_env, private_cache, run_many, shared_world, tree
 from embedspace.store import read_manifest
 
 KINDS = {"set": "embedspace.embeddingset", "index": "embedspace.index", "map": "embedspace.map", "vae": "embedspace.vae"}

@@ -179,5 +179,5 @@ def test_the_template_ships_as_package_data():
     import tomllib
     from pathlib import Path
 
-    project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert "page_template.html" in project["tool"]["setuptools"]["package-data"]["embedspace.mapping"]

@@ -10,6 +10,8 @@ ray = pytest.importorskip("ray")
 
 from embedspace import EmbeddingSet  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocesses, kills, Ray or a browser: CI runs it, the fast lane skips it
+
 
 @pytest.fixture(scope="module")
 def ray_cluster():

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import snapshot
+from helpers import snapshot
 import embedspace as es
 from embedspace.embeddingset import ModelIdentity
 from embedspace.encoding.encoders import DEFAULT_MODEL
@@ -90,7 +90,7 @@ def test_one_search_in_a_fresh_process(workdir):
 
 
 def test_example_script_runs(tmp_path):
-    from conftest import REPO
+    from helpers import REPO
 
     out = subprocess.run([sys.executable, str(REPO / "scripts" / "example_search.py"), "--limit", "12", "--out", str(tmp_path)],
                          capture_output=True, text=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _hardening import (
+from helpers import (
     assert_one_error_line, assert_success, cli_env, private_cache, run_many, shared_world, tree,
 )
 from embedspace import EmbeddingSet
@@ -63,6 +63,7 @@ def test_disk_full_while_writing_leaves_nothing_half_written(world, tmp_path, mo
     assert tree(tmp_path) == before  # the earlier result byte-identical, no temporary folder left
 
 
+@pytest.mark.slow
 def test_file_size_limit_in_a_real_process(world, tmp_path):
     """RLIMIT_FSIZE makes every write past 32 KB fail (EFBIG) in a real subprocess."""
     limit = 32 * 1024

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from conftest import SHARED
+from helpers import SHARED
 from embedspace import InputError, evaluate_retrieval
 from embedspace.evaluation.retrieval import load_beir, retrieval_metrics
 

@@ -78,6 +78,7 @@ EmbeddingCache(sys.argv[1])._connect()
 """
 
 
+@pytest.mark.slow
 def test_two_processes_opening_a_new_cache_at_the_same_moment_both_succeed(tmp_path):
     """Setting WAL on a new database races: the loser got 'database is locked' at once (17 of 40 pairs)."""
     import subprocess

@@ -170,6 +170,7 @@ def test_exact_knn_graph_is_the_same_on_any_number_of_threads():
     np.testing.assert_array_equal(graphs[0].distances, want)
 
 
+@pytest.mark.slow
 def test_reducers_shapes_and_determinism():
     from embedspace.mapping.reduction import PCAReducer, TSNEReducer, UMAPReducer, reduce
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import STS_DEV, snapshot
+from helpers import STS_DEV, snapshot
 from embedspace import EmbeddingSet
 
 

@@ -17,7 +17,7 @@ import pytest
 
 import embedspace as es
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "formats"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "formats"
 
 
 @pytest.fixture

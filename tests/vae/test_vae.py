@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, snapshot
+from helpers import REPO, snapshot
 
 torch = pytest.importorskip("torch")
 
@@ -190,6 +190,7 @@ def test_embedding_encoder_decodes_points_of_the_semantic_space(corpus, encoder,
         vae.decode_centroids(space, "cluster")
 
 
+@pytest.mark.slow
 def test_refined_decoding_finds_sentences_that_embed_nearer(corpus, encoder, cli, tmp_path):
     from embedspace.vae.refine import refine_decode
 

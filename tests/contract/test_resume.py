@@ -41,8 +41,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 from embedspace import EmbeddingSet
+
+pytestmark = pytest.mark.slow  # subprocesses, kills, Ray or a browser: CI runs it, the fast lane skips it
 
 N_ROWS = 100_000
 N_DISTINCT = 10_000

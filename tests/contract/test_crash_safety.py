@@ -38,8 +38,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _hardening import cli_env, private_cache, sts_sentences, tree
+from helpers import cli_env, private_cache, sts_sentences, tree
 from embedspace import EmbeddingSet
+
+pytestmark = pytest.mark.slow  # subprocesses, kills, Ray or a browser: CI runs it, the fast lane skips it
 
 SEED = int(os.environ.get("EMBEDSPACE_CRASH_SEED") or random.SystemRandom().randrange(2**32))
 VAE_TINY = ["--hidden-dim", "16", "--latent-dim", "2", "--batch-size", "16"]

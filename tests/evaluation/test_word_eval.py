@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import REPO, SHARED
+from helpers import REPO, SHARED
 from embedspace.errors import InputError
 from embedspace.evaluation import evaluate_analogy, evaluate_word_similarity, read_analogies, read_word_pairs
 from embedspace.relations.wordvectors import TermSpace, load_vocabulary

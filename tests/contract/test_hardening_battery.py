@@ -28,7 +28,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from _hardening import Case, Err, Ok, World, assert_one_error_line, assert_success, run_case, shared_world, tree
+from helpers import Case, Err, Ok, World, assert_one_error_line, assert_success, run_case, shared_world, tree
 from embedspace import EmbeddingSet
 
 @pytest.fixture(scope="module")

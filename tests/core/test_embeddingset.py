@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import snapshot
+from helpers import snapshot
 from embedspace import EmbeddingSet, FormatError, InputError, ModelIdentity, OutputExistsError
 
 IDENTITY = ModelIdentity(name="test-model", weights_sha256="ab" * 32, dim=8, normalized=True, max_seq_length=16)

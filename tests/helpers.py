@@ -1,8 +1,8 @@
-"""Helpers shared by the hardening tests (bad-input battery, crash, concurrency, no network).
+"""Helpers shared by the tests: real data paths, snapshots of directories, and the CLI contract.
 
-Kept small and free of fixtures: each test file builds what it needs, these functions only
-run the CLI, compare directory trees and check the command-line contract (one ``error:``
-line on stderr, exit status 2, no traceback).
+Free of fixtures (those live in ``conftest.py``): each test file builds what it needs; these
+functions read the shared corpora, run the CLI, compare directory trees and check the
+command-line contract (one ``error:`` line on stderr, exit status 2, no traceback).
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "corpora"
+STS_DEV = SHARED / "sts" / "stsbenchmark" / "sts-dev.csv"
+STS_TRAIN = SHARED / "sts" / "stsbenchmark" / "sts-train.csv"
 
 # One subprocess runs many CLI commands in-process (one import of embedspace and the model
 # for all of them) and prints their outcomes as JSON. Optional ``guard`` code runs first.
@@ -151,8 +154,6 @@ def cli_env(cache: Path | None = None, **extra) -> dict:
 
 def sts_sentences(limit: int, *, skip: int = 0) -> list[str]:
     """Distinct real sentences from STS-B train (the shared corpus the suite uses)."""
-    from conftest import STS_TRAIN
-
     seen: dict[str, None] = {}
     with open(STS_TRAIN, encoding="utf-8") as handle:
         for line in handle:
@@ -288,3 +289,23 @@ def run_case(world: World, tmp: Path, build, expect, cli) -> None:
         allowed = {p for p in changed if any(p == name or p.startswith(name + "/") for name in expect.changes)}
         assert changed == allowed, f"unexpected changes: {sorted(changed - allowed)}"
     assert tree(world.root) == before_world, "the shared artefacts changed"
+
+
+def snapshot(path: Path) -> dict:
+    """Bytes of every file below ``path`` (to prove nothing changed)."""
+    path = Path(path)
+    if path.is_file():
+        return {"": path.read_bytes()}
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def short_posts(docs):
+    """Newsgroup posts cut to their subject line and the first 600 characters of the body.
+
+    Headers are dropped; quick to embed in tests while keeping each post's topic.
+    """
+    subject = docs["text"].str.extract(r"(?m)^Subject:(.*)$", expand=False).fillna("")
+    body = docs["text"].str.split("\n\n", n=1).str[1].fillna("")
+    docs = docs.copy()
+    docs["text"] = (subject.str.strip() + "\n" + body.str.slice(0, 600)).str.strip()
+    return docs

@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _hardening import cli_env, private_cache, sts_sentences
+from helpers import cli_env, private_cache, sts_sentences
 from embedspace import EmbeddingSet
+
+pytestmark = pytest.mark.slow  # subprocesses, kills, Ray or a browser: CI runs it, the fast lane skips it
 
 SENTENCES = sts_sentences(480, skip=2200)
 SCENARIOS = {

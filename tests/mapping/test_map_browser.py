@@ -32,7 +32,7 @@ HOSTILE = [
     "hostile five \u2028 line separator \u2029 and & ampersand",
 ]
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 def _browser_or_skip():
