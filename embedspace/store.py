@@ -38,6 +38,7 @@ __all__ = [
     "read_manifest",
     "NpyAppender",
     "TableSink",
+    "arrow_safe",
 ]
 
 MANIFEST = "manifest.json"
@@ -246,7 +247,7 @@ class NpyAppender:
         self._handle.close()
 
 
-def _arrow_safe(frame):
+def arrow_safe(frame):
     """Return ``frame`` with columns pyarrow cannot store as one type turned into strings."""
     import pyarrow as pa
 
@@ -288,7 +289,7 @@ class TableSink:
             self._columns = columns
         elif columns != self._columns:
             raise InputError(f"columns changed between chunks: {self._columns} then {columns}")
-        table = pa.Table.from_pandas(_arrow_safe(frame.reset_index(drop=True)), preserve_index=False)
+        table = pa.Table.from_pandas(arrow_safe(frame.reset_index(drop=True)), preserve_index=False)
         part = self.path.with_name(f".{self.path.name}.part{len(self._parts):06d}")
         pq.write_table(table, part)
         self._parts.append(part)

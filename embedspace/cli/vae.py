@@ -7,6 +7,7 @@ import sys
 
 from embedspace.cli._common import UsageError, add_command, emit_json, positive_int, progress_of
 from embedspace.sources import read
+from embedspace.vae import TrainConfig, VAEConfig, load, train
 
 
 def _non_negative_int(text: str) -> int:
@@ -119,8 +120,6 @@ def _register_train(verbs) -> None:
 
 
 def _run_train(args) -> int:
-    from embedspace.vae import TrainConfig, VAEConfig, train
-
     config = VAEConfig(max_length=args.max_length, latent_dim=args.latent_dim, hidden_dim=args.hidden_dim, tokenizer=args.tokenizer)
     vae = train(
         args.corpus,
@@ -166,8 +165,6 @@ def _register_sample(verbs) -> None:
 
 
 def _run_sample(args) -> int:
-    from embedspace.vae import load
-
     samples = load(args.vae).sample(args.n, temperature=args.temperature, seed=args.seed)
     _print_lines("samples", samples, args.json)
     return 0
@@ -199,8 +196,6 @@ def _register_reconstruct(verbs) -> None:
 
 
 def _run_reconstruct(args) -> int:
-    from embedspace.vae import load
-
     _check_restarts(args)
     outputs = load(args.vae).reconstruct(args.texts, beam_size=args.beam, refine=args.refine, restarts=args.restarts,
                                          progress=progress_of(args))
@@ -235,8 +230,6 @@ def _register_interpolate(verbs) -> None:
 
 
 def _run_interpolate(args) -> int:
-    from embedspace.vae import load
-
     path = load(args.vae).interpolate(args.a, args.b, steps=args.steps, method=args.method)
     _print_lines("path", path, args.json)
     return 0
@@ -259,8 +252,6 @@ def _register_arithmetic(verbs) -> None:
 
 
 def _run_arithmetic(args) -> int:
-    from embedspace.vae import load
-
     result = load(args.vae).arithmetic(args.a, args.b, args.c)
     if args.json:
         emit_json({"result": result})
@@ -295,8 +286,6 @@ def _register_eval(verbs, name) -> None:
 
 
 def _run_eval(args) -> int:
-    from embedspace.vae import load
-
     _check_restarts(args)
     vae = load(args.vae)
     texts = read(args.file, text_col=args.text_col)["text"].tolist()

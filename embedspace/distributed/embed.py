@@ -27,7 +27,7 @@ from embedspace.distributed.session import ray_session, unwrap_ray_error
 from embedspace.embeddingset import EmbeddingSetWriter
 from embedspace.encoding import EmbeddingCache, EmbedSummary, encode_texts, load_encoder
 from embedspace.sources import iter_chunks
-from embedspace.store import _arrow_safe
+from embedspace.store import arrow_safe
 
 __all__ = ["embed_with_ray"]
 
@@ -56,7 +56,7 @@ def _source_datasource(source, text_col: str, strict: bool, chunk_rows: int):
         import pyarrow as pa
 
         for chunk in iter_chunks(source, text_col=text_col, strict=strict, chunk_rows=chunk_rows):
-            yield pa.Table.from_pandas(_arrow_safe(chunk.reset_index(drop=True)), preserve_index=False)
+            yield pa.Table.from_pandas(arrow_safe(chunk.reset_index(drop=True)), preserve_index=False)
 
     class EmbedspaceSource(Datasource):
         def estimate_inmemory_data_size(self):

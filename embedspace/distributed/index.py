@@ -42,8 +42,7 @@ import numpy as np
 from embedspace._progress import progress_bar
 from embedspace.distributed.session import ray_session, unwrap_ray_error
 from embedspace.errors import InputError
-from embedspace.search import SetSource, build_index
-from embedspace.search import ann as _ann
+from embedspace.search import SetSource, build_index, choose_kind, default_budget, parse_memory
 
 __all__ = ["build_index_with_ray", "RAY_KINDS"]
 
@@ -170,7 +169,7 @@ def resolve_kind(kind: str, n: int, d: int, memory_budget) -> str:
         raise InputError(f"unknown index kind '{kind}' (with --engine ray choose from {', '.join(RAY_KINDS)})")
     if kind != "auto":
         return kind
-    chosen = _ann.choose_kind(n, d, memory_budget)
+    chosen = choose_kind(n, d, memory_budget)
     return "ivf" if chosen == "hnsw" else chosen
 
 
@@ -215,7 +214,7 @@ def build_index_with_ray(space, kind: str = "auto", memory_budget=None, progress
     started = time.perf_counter()
     if workers is not None and (not isinstance(workers, (int, np.integer)) or workers < 1):
         raise InputError(f"workers must be a whole number >= 1, got {workers!r}")
-    budget = _ann.parse_memory(memory_budget) if memory_budget is not None else _ann.default_budget()
+    budget = parse_memory(memory_budget) if memory_budget is not None else default_budget()
     source = SetSource.of(space)
     if source.n == 0:
         raise InputError("cannot index an empty EmbeddingSet")

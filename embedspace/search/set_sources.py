@@ -18,7 +18,7 @@ import numpy as np
 from embedspace._fs import sha256_file
 from embedspace.embeddingset import ModelIdentity
 from embedspace.errors import FormatError, InputError
-from embedspace.store import _arrow_safe, read_manifest
+from embedspace.store import arrow_safe, read_manifest
 
 __all__ = ["SetSource", "VectorRows", "open_entry", "verify_payloads"]
 
@@ -82,7 +82,7 @@ class SetSource:
             import pyarrow as pa
 
             if self.space is not None:
-                self._table = pa.Table.from_pandas(_arrow_safe(self.space.table), preserve_index=False)
+                self._table = pa.Table.from_pandas(arrow_safe(self.space.table), preserve_index=False)
             else:
                 import pyarrow.parquet as pq
 

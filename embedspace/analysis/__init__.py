@@ -1,0 +1,9 @@
+"""Questions about a collection: what does not belong, what is there twice, and how two sets (or two models) differ.
+
+Each question is a function that takes EmbeddingSets and returns tables with a score per
+document or per region, under the keys the CLI prints with ``--json``.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []
