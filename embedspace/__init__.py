@@ -15,7 +15,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from embedspace import relations  # es.relations.analogy("man", "king", "woman")
+from embedspace import relations as relations  # es.relations.analogy("man", "king", "woman")
 from embedspace.embeddingset import EmbeddingSet, ModelIdentity
 from embedspace.encoding import EmbeddingCache, embed, embed_to_disk, load_encoder
 from embedspace.errors import (
@@ -27,7 +27,13 @@ from embedspace.errors import (
     ModelNotFoundError,
     OutputExistsError,
 )
-from embedspace.evaluation import evaluate_analogy, evaluate_retrieval, evaluate_sts, evaluate_word_similarity
+from embedspace.evaluation import (
+    evaluate_analogy,
+    evaluate_clustering,
+    evaluate_retrieval,
+    evaluate_sts,
+    evaluate_word_similarity,
+)
 from embedspace.mapping import describe, map_collection, write_map
 from embedspace.relations import TermSpace, load_vocabulary, read_word_vectors
 from embedspace.search import Index, build_index, load_index
@@ -67,6 +73,7 @@ __all__ = [
     "embed",
     "embed_to_disk",
     "evaluate_analogy",
+    "evaluate_clustering",
     "evaluate_retrieval",
     "evaluate_sts",
     "evaluate_word_similarity",

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 from embedspace._fs import check_output_path
 from embedspace.cli._common import add_command, emit_json, positive_int, print_table, progress_of
-from embedspace.embeddingset import EmbeddingSet
-from embedspace.encoding import BACKENDS, default_map_backend, embed
+from embedspace.encoding import BACKENDS
 from embedspace.errors import InputError
-from embedspace.mapping import (
-    MIN_DOCUMENTS,
-    MIN_SAMPLE,
-    CollectionMapper,
-    clustering_scores,
-    clustering_stability,
-    make_mapper,
-    write_map,
-)
-from embedspace.sources import read
+from embedspace.evaluation import evaluate_clustering
+from embedspace.mapping import MIN_SAMPLE, clustering_stability, make_mapper, space_to_map, write_map
 
 
 def _seed(text: str) -> int:
@@ -135,48 +124,13 @@ def register_eval(verbs) -> None:
     parser.add_argument("--label-col", required=True, metavar="L", help="column of reference labels")
 
 
-def load_space(source, *, text_col: str = "text", label_col: str | None = None, model: str | None = None,
-               backend: str = "auto", max_tokens: int | None = None, progress=None):
-    """An EmbeddingSet from a set directory or any readable source, checking ``label_col`` first.
-
-    Text is embedded with ``max_tokens`` tokens per document (default: the model's window)
-    and, for ``backend="auto"``, with :func:`embedspace.encoding.encoders.default_map_backend`.
-    """
-    from pathlib import Path
-
-    path = Path(str(source))
-    if path.is_dir() and (path / "manifest.json").is_file():
-        if max_tokens is not None:
-            raise InputError(f"{source} is an EmbeddingSet, already embedded: --max-tokens applies only when "
-                             "INPUT is text (embed it again with 'embedspace embed --max-tokens N')")
-        space = EmbeddingSet.load(path)
-        if label_col is not None and label_col not in space.table.columns:
-            raise InputError(f"{source}: no label column '{label_col}' (columns: {', '.join(map(str, space.table.columns))})")
-        return space
-
-    table = read(source, text_col=text_col)
-    if label_col is not None and label_col not in table.columns:
-        raise InputError(f"{source}: no label column '{label_col}' (columns: {', '.join(map(str, table.columns))}); "
-                         "choose one with --label-col")
-
-    if len(table) < MIN_DOCUMENTS:  # refused before the model loads (the mapper checks again)
-        raise InputError(f"a map needs at least {MIN_DOCUMENTS} documents, got {len(table)}; add documents")
-    distinct = table["text"].nunique()
-    if distinct < MIN_DOCUMENTS:
-        raise InputError(f"the {len(table)} documents have only {distinct} distinct text(s); "
-                         f"a map needs at least {MIN_DOCUMENTS} different documents")
-    if backend == "auto":
-        backend = default_map_backend()
-    return embed(table, model=model, backend=backend, max_tokens=max_tokens, progress=progress)
-
-
 def run(args) -> int:
     progress = progress_of(args)
     if (args.ray_address or args.ray_workers) and args.engine != "ray":
         raise InputError("--ray-address and --ray-workers need --engine ray")
     check_output_path(args.output, overwrite=args.overwrite, inputs=[args.input])
-    space = load_space(args.input, text_col=args.text_col, label_col=args.label_col, model=args.model,
-                       backend=args.backend, max_tokens=args.max_tokens, progress=progress)
+    space = space_to_map(args.input, text_col=args.text_col, label_col=args.label_col, model=args.model,
+                         backend=args.backend, max_tokens=args.max_tokens, progress=progress)
     mapper = make_mapper(space, sample_size=args.sample_size, engine=args.engine, address=args.ray_address,
                          workers=args.ray_workers,
                          min_cluster_size=args.min_cluster_size or "auto", n_clusters=args.k,
@@ -241,17 +195,12 @@ def _print_summary(metrics: dict, clusters) -> None:
 
 
 def run_eval(args) -> int:
-    progress = progress_of(args)
-    space = load_space(args.input, text_col=args.text_col, label_col=args.label_col, model=args.model,
-                       backend=args.backend, max_tokens=args.max_tokens, progress=progress)
-    mapper = CollectionMapper(n_clusters=args.k, random_state=args.seed, display=False, progress=progress).fit(space)
-    scores = clustering_scores(mapper.clusterer_.labels_, space.table[args.label_col].to_numpy())
-    result = {key: scores[key] for key in ("ari", "nmi", "v_measure", "noise_fraction", "n_clusters", "n",
-                                           "homogeneity", "completeness")}
+    result = evaluate_clustering(args.input, args.label_col, text_col=args.text_col, k=args.k, seed=args.seed,
+                                 model=args.model, backend=args.backend, max_tokens=args.max_tokens,
+                                 progress=progress_of(args))
     if args.json:
         emit_json(result)
     else:
         print(f"ari {result['ari']:.4f}  nmi {result['nmi']:.4f}  v_measure {result['v_measure']:.4f}  "
               f"noise_fraction {result['noise_fraction']:.4f}  n_clusters {result['n_clusters']}  n {result['n']}")
-    sys.stdout.flush()
     return 0

@@ -12,7 +12,15 @@ from embedspace.encoding.backends import BACKENDS, PADDING_SENSITIVE, default_ba
 from embedspace.encoding.cache import EmbeddingCache, namespace_of, text_key
 from embedspace.encoding.encoders import Encoder, SentenceEncoder, load_encoder
 from embedspace.encoding.model_files import DEFAULT_MODEL, resolve_model
-from embedspace.encoding.pipeline import EmbedSummary, embed, embed_to_disk, encode_texts, open_cache
+from embedspace.encoding.pipeline import (
+    EmbedSummary,
+    embed,
+    embed_to_disk,
+    encode_texts,
+    is_set_directory,
+    load_or_embed,
+    open_cache,
+)
 
 __all__ = [
     "BACKENDS",
@@ -27,6 +35,8 @@ __all__ = [
     "embed",
     "embed_to_disk",
     "encode_texts",
+    "is_set_directory",
+    "load_or_embed",
     "load_encoder",
     "namespace_of",
     "open_cache",

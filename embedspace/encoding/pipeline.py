@@ -27,7 +27,7 @@ from embedspace.encoding.encoders import load_encoder
 from embedspace.errors import InputError
 from embedspace.sources import ReadReport, iter_chunks, read
 
-__all__ = ["embed", "embed_to_disk", "encode_texts", "open_cache", "EmbedSummary"]
+__all__ = ["embed", "embed_to_disk", "encode_texts", "is_set_directory", "load_or_embed", "open_cache", "EmbedSummary"]
 
 log = logging.getLogger("embedspace")
 
@@ -164,6 +164,69 @@ def embed(
         if store is not None and store is not cache:
             store.close()
     return EmbeddingSet(vectors, table, encoder.identity)
+
+
+def is_set_directory(source) -> bool:
+    """True when ``source`` names a saved EmbeddingSet (a directory with a manifest), not text to embed."""
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    path = Path(source)
+    return path.is_dir() and (path / "manifest.json").is_file()
+
+
+def load_or_embed(source, *, text_col: str = "text", label_col: str | None = None, model: str | None = None,
+                  backend: str = "auto", max_tokens: int | None = None, min_documents: int = 1,
+                  progress: bool | None = None) -> EmbeddingSet:
+    """An EmbeddingSet from a set directory, or from any source :func:`embedspace.read` accepts, embedded.
+
+    What the verbs that take ``INPUT|SET`` share: a saved set is loaded as it is; text is
+    read, checked and embedded (through the cache). Checks run before the model loads.
+
+    Parameters
+    ----------
+    source : str, path-like, EmbeddingSet, DataFrame or list of str
+    text_col : str, default="text"
+        Text column of a file or DataFrame.
+    label_col : str, optional
+        A column that must exist (checked first, with the columns listed in the error).
+    model, backend, max_tokens
+        As for :func:`embed`; ``max_tokens`` is refused for a saved set (already embedded).
+    min_documents : int, default=1
+        Fewest documents, and fewest distinct texts, the caller can work with.
+    progress : bool or None
+
+    Returns
+    -------
+    EmbeddingSet
+
+    Raises
+    ------
+    InputError
+        A missing ``label_col``, fewer than ``min_documents`` (distinct) documents,
+        ``max_tokens`` for a saved set, or anything :func:`embedspace.read` refuses.
+    """
+    if isinstance(source, EmbeddingSet) or is_set_directory(source):
+        if max_tokens is not None:
+            raise InputError(f"{source} is an EmbeddingSet, already embedded: max_tokens= applies only to text "
+                             "(embed the text again with max_tokens=)")
+        space = source if isinstance(source, EmbeddingSet) else EmbeddingSet.load(source)
+        _require_column(space.table, label_col, source)
+        return space
+    table = _as_table(source, text_col, strict=False)
+    _require_column(table, label_col, source)
+    if len(table) < min_documents:
+        raise InputError(f"needs at least {min_documents} documents, got {len(table)}; add documents")
+    distinct = table["text"].nunique()
+    if distinct < min_documents:
+        raise InputError(f"the {len(table)} documents have only {distinct} distinct text(s); "
+                         f"needs at least {min_documents} different documents")
+    return embed(table, model=model, backend=backend, max_tokens=max_tokens, progress=progress)
+
+
+def _require_column(table, column: str | None, source) -> None:
+    if column is not None and column not in table.columns:
+        where = f"{source}: " if isinstance(source, (str, os.PathLike)) else ""
+        raise InputError(f"{where}no label column '{column}' (columns: {', '.join(map(str, table.columns))})")
 
 
 def open_cache(cache) -> EmbeddingCache | None:

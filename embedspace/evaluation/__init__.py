@@ -7,6 +7,7 @@ semantic space on it and returns a dict of numbers under the stable keys that
 
 from __future__ import annotations
 
+from embedspace.evaluation.clustering import evaluate_clustering
 from embedspace.evaluation.files import read_benchmark_file
 from embedspace.evaluation.retrieval import evaluate_retrieval, load_beir, retrieval_metrics
 from embedspace.evaluation.sts import evaluate_sts, read_sts_pairs
@@ -14,6 +15,7 @@ from embedspace.evaluation.words import evaluate_analogy, evaluate_word_similari
 
 __all__ = [
     "evaluate_analogy",
+    "evaluate_clustering",
     "evaluate_retrieval",
     "evaluate_sts",
     "evaluate_word_similarity",

@@ -23,7 +23,7 @@ from embedspace.mapping.labels import class_tfidf_keywords, describe
 from embedspace.mapping.mapper import MIN_DOCUMENTS, CollectionMapper
 from embedspace.mapping.neighbors import KNNGraph, knn_graph
 from embedspace.mapping.output import write_map
-from embedspace.mapping.pipeline import clustering_stability, make_mapper, map_collection
+from embedspace.mapping.pipeline import clustering_stability, make_mapper, map_collection, space_to_map
 from embedspace.mapping.reduction import reduce
 from embedspace.mapping.sampled import MIN_SAMPLE, SAMPLE_SIZE, SampledMapper
 
@@ -46,5 +46,6 @@ __all__ = [
     "map_collection",
     "reduce",
     "run_demo",
+    "space_to_map",
     "write_map",
 ]

@@ -11,11 +11,27 @@ from __future__ import annotations
 import numpy as np
 
 from embedspace._progress import progress_bar
+from embedspace.encoding import default_map_backend, load_or_embed
 from embedspace.errors import InputError
-from embedspace.mapping.mapper import CLUSTER_DIMENSIONS, N_NEIGHBORS, CollectionMapper
+from embedspace.mapping.mapper import CLUSTER_DIMENSIONS, MIN_DOCUMENTS, N_NEIGHBORS, CollectionMapper
 from embedspace.mapping.sampled import SAMPLE_SIZE, SampledMapper
 
-__all__ = ["clustering_stability", "make_mapper", "map_collection"]
+__all__ = ["clustering_stability", "make_mapper", "map_collection", "space_to_map"]
+
+
+def space_to_map(source, *, text_col: str = "text", label_col: str | None = None, model: str | None = None,
+                 backend: str = "auto", max_tokens: int | None = None, progress: bool | None = None):
+    """The EmbeddingSet a map of ``source`` is made from: a saved set as it is, or text embedded.
+
+    Text is embedded with ``backend="auto"`` resolved by
+    :func:`~embedspace.encoding.default_map_backend`; collections with fewer than
+    ``MIN_DOCUMENTS`` (distinct) documents are refused before the model loads. See
+    :func:`~embedspace.encoding.load_or_embed` for the parameters.
+    """
+    if backend == "auto":
+        backend = default_map_backend()
+    return load_or_embed(source, text_col=text_col, label_col=label_col, model=model, backend=backend,
+                         max_tokens=max_tokens, min_documents=MIN_DOCUMENTS, progress=progress)
 
 
 def map_collection(space, *, seed: int = 0, min_cluster_size="auto", k: int | None = None,

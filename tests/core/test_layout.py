@@ -161,5 +161,6 @@ def test_every_job_folder_declares_its_public_names():
     for folder in sorted(p for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()):
         tree = ast.parse((folder / "__init__.py").read_text(encoding="utf-8"))
         assert ast.get_docstring(tree), f"{folder.name}/__init__.py says what the job is"
-        names = [n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "__all__"]
+        names = [n for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+                 and getattr(n.targets[0] if isinstance(n, ast.Assign) else n.target, "id", "") == "__all__"]
         assert names, f"{folder.name}/__init__.py lists __all__"
