@@ -1,14 +1,13 @@
 """Progress bars that appear only where a person is watching.
 
 A bar is drawn on stderr when stderr is a terminal and progress is not switched off
-(``--quiet`` on the command line, ``progress=False`` in the API, or the environment
-variable ``EMBEDSPACE_QUIET=1``). Everywhere else the helpers are silent no-ops, so
-JSON output and logs stay clean.
+(``progress=False`` in the API, which the command line passes for ``--quiet`` and
+``--json``). Everywhere else the helpers are silent no-ops, so JSON output and logs stay
+clean.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 __all__ = ["progress_bar", "progress_enabled"]
@@ -22,8 +21,6 @@ def progress_enabled(progress: bool | None = None) -> bool:
     progress : bool or None, default=None
         Explicit choice; ``None`` means "when stderr is a terminal".
     """
-    if os.environ.get("EMBEDSPACE_QUIET", "") not in ("", "0"):
-        return False
     if progress is None:
         return sys.stderr.isatty()
     return bool(progress)

@@ -74,8 +74,8 @@ def real_sentences(shared: Path = SHARED, seed: int = 0) -> list[str]:
 def embed_pool(n: int, *, progress=None):
     """Vectors (n, 384) of the first n pool sentences, through the shared embedding cache."""
     from embedspace.encoding.cache import EmbeddingCache
-    from embedspace.encoding.pipeline import encode_texts
     from embedspace.encoding.encoders import load_encoder
+    from embedspace.encoding.pipeline import encode_texts
 
     texts = real_sentences()[:n]
     encoder = load_encoder()

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -87,7 +86,7 @@ def compare(vectors: np.ndarray, reference: np.ndarray, ref_top: np.ndarray, k: 
 
 
 def _threads() -> int:
-    from embedspace.encoding.backends import _threads as embedspace_threads
+    from embedspace.encoding.backends import encoder_threads as embedspace_threads
 
     return embedspace_threads()
 

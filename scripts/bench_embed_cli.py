@@ -123,7 +123,6 @@ def main(argv=None) -> int:
         source = work / "sentences.txt"
         source.write_text("\n".join(texts) + "\n", encoding="utf-8")
         base_env = {k: v for k, v in os.environ.items() if k != "EMBEDSPACE_CACHE_DIR"}
-        base_env["EMBEDSPACE_QUIET"] = "1"
         embed_args = lambda out: ["embed", str(source), "-o", str(out), "--backend", args.backend, "--quiet", "--overwrite"]
 
         # one-time model export/quantisation, from a completely empty cache

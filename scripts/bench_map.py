@@ -203,7 +203,7 @@ def bertopic(args) -> None:
         data = work / "docs.parquet"
         docs.reset_index(drop=True).to_parquet(data)
         user_cache = cache_dir()
-        base_env = dict(os.environ, EMBEDSPACE_QUIET="1", TOKENIZERS_PARALLELISM="false")
+        base_env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
         base_env.pop("NUMBA_CACHE_DIR", None)
         env = dict(base_env, EMBEDSPACE_CACHE_DIR=str(_fresh_cache(work, "cache", user_cache)))
         cli = [sys.executable, "-m", "embedspace.cli", "map", str(data), "--label-col", "label", "--json", "--overwrite"]

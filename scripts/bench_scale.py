@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import shutil
@@ -228,7 +227,6 @@ def main(argv=None) -> int:
         _stage(args)
         return 0
 
-    os.environ.setdefault("EMBEDSPACE_QUIET", "1")
     for folder in (args.work, args.cache_dir):
         if folder.exists():
             sys.exit(f"error: {folder} exists; remove it first (the figures need a fresh cache and scratch folder)")

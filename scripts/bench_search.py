@@ -183,12 +183,12 @@ def fusion_comparison():
     """RRF (k = 20, 60, 100) against min-max score blending (w = 0.3 .. 0.7), SciFact train qrels."""
     import pandas as pd
 
-    from embedspace.encoding.cache import EmbeddingCache
     from embedspace.embeddingset import EmbeddingSet
+    from embedspace.encoding.cache import EmbeddingCache
     from embedspace.encoding.encoders import load_encoder
+    from embedspace.evaluation.retrieval import _CachedEncoder, load_beir, retrieval_metrics
     from embedspace.search.index import build_index
     from embedspace.search.lexical import reciprocal_rank_fusion
-    from embedspace.evaluation.retrieval import _CachedEncoder, load_beir, retrieval_metrics
 
     data = load_beir(SCIFACT, "train")
     encoder = _CachedEncoder(load_encoder(), EmbeddingCache())

@@ -18,7 +18,6 @@ def pytest_configure(config):
     if "EMBEDSPACE_CACHE_DIR" not in os.environ or os.environ.get("EMBEDSPACE_TEST_FRESH_CACHE"):
         base = Path(os.environ.get("EMBEDSPACE_TEST_CACHE", REPO / ".pytest_cache" / "embedspace-cache"))
         os.environ["EMBEDSPACE_CACHE_DIR"] = str(base)
-    os.environ.setdefault("EMBEDSPACE_QUIET", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 

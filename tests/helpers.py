@@ -144,7 +144,7 @@ def private_cache(folder: Path) -> Path:
 
 def cli_env(cache: Path | None = None, **extra) -> dict:
     """Environment for an ``embedspace`` subprocess (quiet, optional private cache)."""
-    env = dict(os.environ, EMBEDSPACE_QUIET="1", TOKENIZERS_PARALLELISM="false")
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
     env.pop("EMBEDSPACE_DEBUG", None)
     if cache is not None:
         env["EMBEDSPACE_CACHE_DIR"] = str(cache)

@@ -98,11 +98,10 @@ class _DeferredHandler(logging.StreamHandler):
             self._held = []
 
 
-def _configure_logging(quiet: bool) -> _DeferredHandler:
+def _configure_logging(quiet: bool) -> tuple[_DeferredHandler, tuple]:
+    """Send embedspace's log lines to stderr for one command; return the handler and the settings to restore."""
     logger = logging.getLogger("embedspace")
-    for handler in list(logger.handlers):
-        if getattr(handler, "_embedspace_cli", False):
-            logger.removeHandler(handler)
+    saved = (logger.level, logger.propagate)
     handler = _DeferredHandler(sys.stderr)
 
     class _Format(logging.Formatter):
@@ -114,7 +113,13 @@ def _configure_logging(quiet: bool) -> _DeferredHandler:
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
     logger.propagate = False
-    return handler
+    return handler, saved
+
+
+def _restore_logging(handler: _DeferredHandler, saved: tuple) -> None:
+    logger = logging.getLogger("embedspace")
+    logger.removeHandler(handler)
+    logger.level, logger.propagate = saved
 
 
 def _one_line(message: str) -> str:
@@ -131,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     """
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    saved_quiet = os.environ.get("EMBEDSPACE_QUIET")
-    log_lines = None
+    log_lines = saved_logging = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -141,9 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"no command given; choose one of: {names} (see 'embedspace --help')")
         args.command_line = shlex.join(["embedspace", *argv])
         quiet = bool(getattr(args, "quiet", False))
-        if quiet:
-            os.environ["EMBEDSPACE_QUIET"] = "1"
-        log_lines = _configure_logging(quiet)
+        log_lines, saved_logging = _configure_logging(quiet)
         status = args.handler(args)
         log_lines.flush_held()
         sys.stdout.flush()
@@ -182,10 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         if log_lines is not None:
             log_lines.drop_held()  # a failure: only its error line (lines already released stay)
             log_lines.flush_held()
-        if saved_quiet is None:
-            os.environ.pop("EMBEDSPACE_QUIET", None)
-        else:
-            os.environ["EMBEDSPACE_QUIET"] = saved_quiet
+            _restore_logging(log_lines, saved_logging)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,7 +23,7 @@ import numpy as np
 
 from embedspace._fs import check_output_path
 from embedspace._progress import progress_bar
-from embedspace.distributed.session import ray_session, unwrap_ray_error
+from embedspace.distributed.session import quiet_ray_data, ray_session, unwrap_ray_error
 from embedspace.embeddingset import EmbeddingSetWriter
 from embedspace.encoding import EmbeddingCache, EmbedSummary, encode_texts, load_encoder
 from embedspace.sources import iter_chunks
@@ -136,46 +136,51 @@ def embed_with_ray(
 
     check_output_path(output, overwrite=overwrite, inputs=[source])
     started = time.perf_counter()
-    identity_probe = load_encoder(model, backend=backend, batch_size=batch_size, max_tokens=max_tokens)  # loads no weights
-    identity = identity_probe.identity
+    identity = load_encoder(model, backend=backend, batch_size=batch_size, max_tokens=max_tokens).identity  # no weights
     ray = ray_session(address)
-    from ray.data import DataContext
+    extra = {"source": str(source), "text_col": text_col, "engine": "ray"}
+    with quiet_ray_data(progress):
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        threads = threads_per_worker or (2 if cpus >= 2 else 1)
+        extra["ray_workers"] = n_workers = workers or max(1, cpus // threads)
+        actor_options = {"model": model, "backend": identity.backend, "batch_size": batch_size, "use_cache": cache,
+                         "threads": threads, "max_tokens": max_tokens}
+        dataset = _embedding_dataset(ray, source, text_col, strict, chunk_rows, actor_options, rows_per_task,
+                                     n_workers, threads)
+        with EmbeddingSetWriter(output, dim=identity.dim, model=identity, dtype=dtype, overwrite=overwrite,
+                                extra=extra) as writer:
+            n_cached = _write_batches(dataset, writer, identity.dim, progress)
+    return EmbedSummary(
+        path=Path(output), n=writer.rows, dim=identity.dim, n_cached=n_cached,
+        seconds=time.perf_counter() - started, backend=identity.backend, model=identity.name,
+    )
 
-    for name in ("ray", "ray.data"):
-        # Ray Data logs each task failure with its traceback before raising it (and its
-        # progress at INFO); the CLI reports a failure itself, in one line.
-        logging.getLogger(name).setLevel(logging.CRITICAL)
 
-    context = DataContext.get_current()
-    context.execution_options.preserve_order = True
-    context.enable_progress_bars = bool(progress)
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    threads = threads_per_worker or (2 if cpus >= 2 else 1)
-    n_workers = workers or max(1, cpus // threads)
+def _embedding_dataset(ray, source, text_col, strict, chunk_rows, actor_options, rows_per_task, n_workers, threads):
+    """The lazy Ray Data pipeline: embedspace's reader, then one encoder actor per worker."""
     # the read is light and must not wait for CPUs the encoder actors hold
     dataset = ray.data.read_datasource(_source_datasource(source, text_col, strict, chunk_rows), num_cpus=0)
-    dataset = dataset.map_batches(
+    return dataset.map_batches(
         _EncoderActor,
-        fn_constructor_kwargs={
-            "model": model, "backend": identity.backend, "batch_size": batch_size, "use_cache": cache, "threads": threads,
-            "max_tokens": max_tokens,
-        },
+        fn_constructor_kwargs=actor_options,
         batch_size=rows_per_task,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=n_workers),
         num_cpus=threads,
     )
-    bar = progress_bar(None, "embedding (ray)", progress=progress, unit="text")
+
+
+def _write_batches(dataset, writer, dim: int, progress) -> int:
+    """Append the embedded batches to ``writer`` in input order; return how many vectors came from the cache."""
     n_cached = 0
-    extra = {"source": str(source), "text_col": text_col, "engine": "ray", "ray_workers": n_workers}
+    bar = progress_bar(None, "embedding (ray)", progress=progress, unit="text")
     try:
-        with EmbeddingSetWriter(output, dim=identity.dim, model=identity, dtype=dtype, overwrite=overwrite, extra=extra) as writer:
-            for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-                column = batch.column(_VECTOR).combine_chunks()
-                vectors = np.asarray(column.values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, identity.dim)
-                n_cached += int(np.asarray(batch.column(_CACHED)).sum())
-                writer.append(vectors, batch.drop_columns([_VECTOR, _CACHED]).to_pandas())
-                bar.update(len(vectors))
+        for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+            column = batch.column(_VECTOR).combine_chunks()
+            vectors = np.asarray(column.values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(-1, dim)
+            n_cached += int(np.asarray(batch.column(_CACHED)).sum())
+            writer.append(vectors, batch.drop_columns([_VECTOR, _CACHED]).to_pandas())
+            bar.update(len(vectors))
     except Exception as exc:  # a failed Ray task carries the embedspace error as its cause
         inner = unwrap_ray_error(exc)
         if inner is not exc:
@@ -183,7 +188,4 @@ def embed_with_ray(
         raise
     finally:
         bar.close()
-    return EmbedSummary(
-        path=Path(output), n=writer.rows, dim=identity.dim, n_cached=n_cached,
-        seconds=time.perf_counter() - started, backend=identity.backend, model=identity.name,
-    )
+    return n_cached

@@ -13,12 +13,13 @@ nodes must have embedspace and the model installed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
 from embedspace.errors import EmbedspaceError, InputError, require
 
-__all__ = ["ray_session", "unwrap_ray_error"]
+__all__ = ["quiet_ray_data", "ray_session", "unwrap_ray_error"]
 
 log = logging.getLogger("embedspace")
 
@@ -35,8 +36,7 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None):
     num_cpus : int, optional
         CPUs of the local cluster (default: all of this machine's).
     """
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # never phone home
-    ray = require("ray", feature="--engine ray", package="ray[data]")
+    ray = require("ray", feature="engine='ray'", package="ray[data]")
     if ray.is_initialized():
         return ray
     env = {name: os.environ[name] for name in _ENV_PASSED_TO_WORKERS if name in os.environ}
@@ -47,6 +47,9 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None):
         "log_to_driver": False,  # task failures come back as exceptions; worker chatter stays in Ray's logs
         "runtime_env": {"env_vars": env},
     }
+    # never phone home: the driver reads this variable while it starts; it is put back after
+    before = os.environ.get("RAY_USAGE_STATS_ENABLED")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -54,7 +57,37 @@ def ray_session(address: str | None = None, *, num_cpus: int | None = None):
             ray.init(num_cpus=num_cpus or os.cpu_count(), **kwargs)
     except ConnectionError as exc:
         raise InputError(f"cannot reach the Ray cluster at '{address}': {exc}") from None
+    finally:
+        if before is None:
+            os.environ.pop("RAY_USAGE_STATS_ENABLED", None)
+        else:
+            os.environ["RAY_USAGE_STATS_ENABLED"] = before
     return ray
+
+
+@contextlib.contextmanager
+def quiet_ray_data(progress: bool | None):
+    """Run a Ray Data job in input order, its progress bars as asked and its loggers quiet; restore all after.
+
+    Ray Data logs each task failure with its traceback before raising it (and its progress
+    at INFO); embedspace reports a failure itself, in one line.
+    """
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    saved = (context.execution_options.preserve_order, context.enable_progress_bars)
+    loggers = {name: logging.getLogger(name) for name in ("ray", "ray.data")}
+    levels = {name: logger.level for name, logger in loggers.items()}
+    context.execution_options.preserve_order = True
+    context.enable_progress_bars = bool(progress)
+    for logger in loggers.values():
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield context
+    finally:
+        context.execution_options.preserve_order, context.enable_progress_bars = saved
+        for name, logger in loggers.items():
+            logger.setLevel(levels[name])
 
 
 def unwrap_ray_error(exc: BaseException) -> BaseException:

@@ -154,7 +154,8 @@ def default_batch_size(backend: str) -> int:
     return BATCH_SIZES.get(chosen, 32)
 
 
-def _threads() -> int:
+def encoder_threads() -> int:
+    """CPU threads an encoder uses: ``EMBEDSPACE_THREADS``, else the CPUs this process may run on."""
     env = os.environ.get("EMBEDSPACE_THREADS")
     if env:
         return max(1, int(env))

@@ -38,6 +38,7 @@ the model's files, and are built with torch the first time only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,10 +53,10 @@ from embedspace.encoding._tokens import encode_window, report_truncation
 from embedspace.encoding.backends import (
     BACKENDS,
     PADDING_SENSITIVE,
-    _threads,
     default_backend,
     default_batch_size,
     default_map_backend,
+    encoder_threads,
 )
 from embedspace.encoding.model_files import DEFAULT_MODEL, ModelLayout, read_layout, resolve_model, weights_sha256
 from embedspace.errors import InputError, require
@@ -200,29 +201,34 @@ class SentenceEncoder:
 
     def _run(self, ids, mask):
         if self._runner is None:
-            self._runner = make_runner(self.folder, self.identity.weights_sha256, self.backend, _threads())
+            self._runner = make_runner(self.folder, self.identity.weights_sha256, self.backend, encoder_threads())
         return self._runner(ids, mask)
 
     def _encode_torch(self, texts, progress):
         model = self._runner
         if model is None:
             st = require("sentence_transformers", feature="the torch backend", package="sentence-transformers")
-            import torch
             import transformers
 
-            torch.set_num_threads(_threads())
+            bars = transformers.utils.logging.is_progress_bar_enabled()
             transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar in our output
-            model = st.SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
+            try:
+                with torch_threads(encoder_threads()):
+                    model = st.SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
+            finally:
+                if bars:
+                    transformers.utils.logging.enable_progress_bar()
             model.max_seq_length = self.layout.max_seq_length
             self._runner = model
 
         shared = hasattr(progress, "update")
-        vectors = model.encode(
-            texts,
-            batch_size=self.batch_size,
-            show_progress_bar=False if shared else progress_enabled(progress),
-            convert_to_numpy=True,
-        )
+        with torch_threads(encoder_threads()):
+            vectors = model.encode(
+                texts,
+                batch_size=self.batch_size,
+                show_progress_bar=False if shared else progress_enabled(progress),
+                convert_to_numpy=True,
+            )
         if shared:
             progress.update(len(texts))
         return np.asarray(vectors, dtype=np.float32)
@@ -272,6 +278,19 @@ def _pool(hidden: np.ndarray, mask: np.ndarray, pooling: dict) -> np.ndarray:
     if not parts:
         raise InputError(f"unsupported pooling configuration: {pooling}")
     return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with torch using ``n`` threads; the caller's setting comes back after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def load_encoder(model: str | os.PathLike | None = None, *, backend: str = "auto", batch_size: int | None = None,

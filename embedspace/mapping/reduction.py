@@ -12,8 +12,9 @@ Start-up cost
 -------------
 UMAP's numba functions are compiled on first use (tens of seconds per process).
 umap-learn does not ask numba to cache most of them, so :func:`prepare_numba` points
-``NUMBA_CACHE_DIR`` at ``<embedspace cache>/numba`` (before numba is first imported
-when possible) and switches on numba's on-disk cache for UMAP's compiled functions;
+numba's cache folder at ``<embedspace cache>/numba`` (``numba.config``, before umap-learn
+is imported; the environment is left as it was) and switches on numba's on-disk cache for
+UMAP's compiled functions;
 the first process compiles and stores them, later processes load them.
 """
 
@@ -46,8 +47,9 @@ def numba_cache_dir():
 def prepare_numba() -> None:
     """Give numba a persistent cache and import UMAP with caching switched on.
 
-    Sets ``NUMBA_CACHE_DIR`` (unless the user set it) before numba is imported, then
-    enables numba's on-disk cache for the compiled functions of umap-learn's modules
+    numba's cache folder is set in ``numba.config`` (``NUMBA_CACHE_DIR`` wins when the user
+    set it; the environment itself is never changed) before umap-learn is imported, then
+    numba's on-disk cache is enabled for the compiled functions of umap-learn's modules
     that do not request it themselves. Idempotent; cheap after the first call.
     """
     global _NUMBA_READY
@@ -55,17 +57,16 @@ def prepare_numba() -> None:
         return
     import sys
 
-    folder = os.environ.get("NUMBA_CACHE_DIR")
-    if not folder:
-        folder = str(numba_cache_dir())
-        os.environ["NUMBA_CACHE_DIR"] = folder
+    folder = os.environ.get("NUMBA_CACHE_DIR") or str(numba_cache_dir())
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError:  # an unwritable cache only costs compile time
         log.debug("numba cache folder %s is not writable", folder)
-    if "numba" in sys.modules:  # numba read its config already: tell it directly
+    try:
         import numba
-
+    except ImportError:
+        numba = None
+    if numba is not None:
         numba.config.CACHE_DIR = folder
     if "umap" not in sys.modules:
         _import_umap_with_cache()
