@@ -16,6 +16,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from embedspace import relations as relations  # es.relations.analogy("man", "king", "woman")
+from embedspace.analysis import outlier_scores
 from embedspace.embeddingset import EmbeddingSet, ModelIdentity
 from embedspace.encoding import EmbeddingCache, embed, embed_to_disk, load_encoder
 from embedspace.errors import (
@@ -83,6 +84,7 @@ __all__ = [
     "load_vocabulary",
     "map",
     "map_collection",
+    "outlier_scores",
     "read",
     "read_word_vectors",
     "write_map",

@@ -6,4 +6,8 @@ document or per region, under the keys the CLI prints with ``--json``.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from embedspace.analysis.outliers import outlier_scores
+
+__all__ = [
+    "outlier_scores",
+]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from embedspace.search.ann import choose_kind, default_budget, parse_memory
 from embedspace.search.filters import Filter, filter_mask, parse_filter
 from embedspace.search.index import FORMAT, KINDS, MODES, Index, build_index, load_index
+from embedspace.search.knn import NeighbourSearch
 from embedspace.search.lexical import BM25Index, reciprocal_rank_fusion
 from embedspace.search.set_sources import SetSource
 
@@ -20,6 +21,7 @@ __all__ = [
     "Index",
     "KINDS",
     "MODES",
+    "NeighbourSearch",
     "SetSource",
     "build_index",
     "choose_kind",
