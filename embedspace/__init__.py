@@ -16,7 +16,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from embedspace import relations as relations  # es.relations.analogy("man", "king", "woman")
-from embedspace.analysis import outlier_scores
+from embedspace.analysis import drop_duplicates, find_duplicates, outlier_scores
 from embedspace.embeddingset import EmbeddingSet, ModelIdentity
 from embedspace.encoding import EmbeddingCache, embed, embed_to_disk, load_encoder
 from embedspace.errors import (
@@ -71,6 +71,7 @@ __all__ = [
     "TermSpace",
     "build_index",
     "describe",
+    "drop_duplicates",
     "embed",
     "embed_to_disk",
     "evaluate_analogy",
@@ -78,6 +79,7 @@ __all__ = [
     "evaluate_retrieval",
     "evaluate_sts",
     "evaluate_word_similarity",
+    "find_duplicates",
     "load",
     "load_encoder",
     "load_index",

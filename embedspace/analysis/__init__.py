@@ -6,8 +6,27 @@ document or per region, under the keys the CLI prints with ``--json``.
 
 from __future__ import annotations
 
-from embedspace.analysis.outliers import outlier_scores
+from embedspace.analysis.duplicates import (
+    PRESETS,
+    THRESHOLD,
+    drop_duplicates,
+    duplicate_groups,
+    find_duplicates,
+    normalize_text,
+    resolve_threshold,
+)
+from embedspace.analysis.outliers import DEFAULT_K, DEFAULT_METHOD, METHODS, outlier_scores
 
 __all__ = [
+    "DEFAULT_K",
+    "DEFAULT_METHOD",
+    "METHODS",
+    "PRESETS",
+    "THRESHOLD",
+    "drop_duplicates",
+    "duplicate_groups",
+    "find_duplicates",
+    "normalize_text",
     "outlier_scores",
+    "resolve_threshold",
 ]

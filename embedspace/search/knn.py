@@ -194,7 +194,7 @@ class NeighbourSearch:
                 stop = min(start + QUERY_BLOCK, self.n)
                 queries = unit_rows(self.base[start:stop])
                 limits, scores, found = self.index.range_search(queries, float(threshold) - slack - 1e-6)
-                owner = np.repeat(np.arange(start, stop), np.diff(limits))
+                owner = np.repeat(np.arange(start, stop), np.diff(limits.astype(np.int64)))
                 found = found.astype(np.int64)
                 keep = found > owner
                 owner, found = owner[keep], found[keep]

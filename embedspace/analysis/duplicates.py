@@ -1,0 +1,249 @@
+"""Exact and near duplicates: which documents are in a collection more than once.
+
+:func:`find_duplicates` returns one row per group of two or more documents:
+
+1. **exact** groups: texts equal after white space is collapsed and case folded
+   (``"Hello  World"`` and ``"hello world"``), found by hashing, whatever the vectors say;
+2. **near** groups: documents whose cosine similarity is at least ``threshold``, found by a
+   FAISS range search over one representative per exact group
+   (:meth:`embedspace.search.NeighbourSearch.pairs_above`, in blocks of rows, exact up to
+   100,000 distinct texts, an IVF index above), and joined by union-find: A~B and B~C put
+   A, B and C in one group even when A and C are further apart — ``min_similarity`` says
+   how far apart the group's members can be.
+
+Each group names its most central member (the highest cosine to the group's mean vector),
+the one :func:`drop_duplicates` keeps.
+
+Thresholds (``threshold=`` accepts a number in (0, 1] or a preset name):
+
+``"near"`` (default, 0.95)
+    Near copies — white space and case changes, typos, a dropped or moved sentence, a quoted
+    reply around the post, a first half — chosen on labelled copies of 20 Newsgroups posts
+    by ``scripts/bench_outliers.py`` (duplicates table).
+``"paraphrase"`` (0.85)
+    Also the same content said differently; more false pairs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embedspace.errors import InputError
+from embedspace.search import NeighbourSearch
+
+__all__ = ["PRESETS", "THRESHOLD", "drop_duplicates", "duplicate_groups", "find_duplicates", "normalize_text",
+           "resolve_threshold"]
+
+PRESETS = {"near": 0.95, "paraphrase": 0.85}
+THRESHOLD = PRESETS["near"]
+_PAIR_BLOCK = 4096
+"""Members per block when the smallest similarity inside a large group is computed."""
+
+
+def normalize_text(text: str) -> str:
+    """The key two texts must share to be exact duplicates: white space collapsed, case folded."""
+    return " ".join(str(text).split()).casefold()
+
+
+def resolve_threshold(threshold) -> float:
+    """A threshold as a number in (0, 1]: a number given, or a preset name (``"near"``, ``"paraphrase"``).
+
+    Raises
+    ------
+    InputError
+        An unknown preset or a number outside (0, 1].
+    """
+    if isinstance(threshold, str):
+        if threshold in PRESETS:
+            return PRESETS[threshold]
+        try:
+            threshold = float(threshold)
+        except ValueError:
+            raise InputError(f"unknown threshold '{threshold}' (a number in (0, 1] or one of: "
+                             f"{', '.join(PRESETS)})") from None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
+        raise InputError(f"threshold must be a number in (0, 1] or a preset name, got {threshold!r}")
+    value = float(threshold)
+    if not 0.0 < value <= 1.0:
+        raise InputError(f"threshold must be in (0, 1], got {threshold}")
+    return value
+
+
+def _exact_keys(texts) -> tuple[np.ndarray, np.ndarray]:
+    """``representative`` (first row of each distinct normalised text) and ``key`` (n,): rows -> its index."""
+    first: dict[str, int] = {}
+    key = np.empty(len(texts), dtype=np.int64)
+    for row, text in enumerate(texts):
+        key[row] = first.setdefault(normalize_text(text), len(first))
+    representative = np.full(len(first), -1, dtype=np.int64)
+    representative[key[::-1]] = np.arange(len(texts))[::-1]  # the first row of each key wins
+    return representative, key
+
+
+def _roots(parent: np.ndarray) -> np.ndarray:
+    """Point every element straight at its root (pointer jumping), in place; return ``parent``."""
+    while True:
+        grand = parent[parent]
+        if np.array_equal(grand, parent):
+            return parent
+        parent[:] = grand
+
+
+def _union(parent: np.ndarray, left: np.ndarray, right: np.ndarray) -> None:
+    """Join the sets of ``left[p]`` and ``right[p]`` for every p (vectorised union-find; roots are smallest members)."""
+    while len(left):
+        _roots(parent)
+        a, b = parent[left], parent[right]
+        differ = a != b
+        if not differ.any():
+            return
+        a, b = a[differ], b[differ]
+        low, high = np.minimum(a, b), np.maximum(a, b)
+        parent[high] = low  # where one root gets several writes, one wins; the loop retries the rest
+        left, right = left[differ], right[differ]
+
+
+def duplicate_groups(space, threshold=THRESHOLD, *, progress: bool | None = None) -> np.ndarray:
+    """The duplicate group of every document: a group number, or -1 for a document that occurs once.
+
+    Parameters
+    ----------
+    space : EmbeddingSet
+        Vectors and a ``text`` column.
+    threshold : float or str, default=0.95
+        Cosine similarity for near duplicates, in (0, 1], or a preset: ``"near"`` (0.95) or
+        ``"paraphrase"`` (0.85). ``1.0`` finds exact duplicates and identical vectors only.
+    progress : bool or None, default=None
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+        Groups are numbered 0, 1, … from the largest (ties: by first row).
+    """
+    value = resolve_threshold(threshold)
+    if not hasattr(space, "vectors") or not hasattr(space, "table"):
+        raise InputError(f"find_duplicates needs an EmbeddingSet (see embedspace.embed), got {type(space).__name__}")
+    n = len(space)
+    if n < 2:
+        raise InputError(f"finding duplicates needs at least 2 documents, got {n}")
+    representative, key = _exact_keys(space.table["text"].tolist())
+    parent = np.arange(len(representative), dtype=np.int64)
+    if len(representative) >= 2:
+        base = space.vectors
+        reps = base if len(representative) == n else _RowView(base, representative)
+        index = NeighbourSearch(reps, progress=progress)
+        for left, right, _ in index.pairs_above(value, progress=progress, desc="near duplicates"):
+            _union(parent, left, right)
+    component = _roots(parent)[key]
+    sizes = np.bincount(component, minlength=len(representative))
+    grouped = sizes[component] >= 2
+    labels = np.full(n, -1, dtype=np.int64)
+    if grouped.any():
+        roots, first_row = np.unique(component[grouped], return_index=True)
+        first_row = np.flatnonzero(grouped)[first_row]
+        order = np.lexsort((first_row, -sizes[roots]))
+        number = np.full(len(representative), -1, dtype=np.int64)
+        number[roots[order]] = np.arange(len(roots))
+        labels[grouped] = number[component[grouped]]
+    return labels
+
+
+class _RowView:
+    """Rows ``rows`` of ``base`` as an array-like of shape (len(rows), d), read on demand."""
+
+    def __init__(self, base, rows: np.ndarray):
+        self.base, self.rows = base, rows
+        self.shape = (len(rows), base.shape[1])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, item):
+        return np.asarray(self.base[self.rows[item]])
+
+
+def find_duplicates(space, threshold=THRESHOLD, *, progress: bool | None = None):
+    """Groups of exact and near duplicate documents.
+
+    Parameters
+    ----------
+    space : EmbeddingSet
+    threshold : float or str, default=0.95
+        See :func:`duplicate_groups`.
+    progress : bool or None, default=None
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group, largest first, columns ``group`` (int), ``size`` (int),
+        ``rows`` (list of int, the central member first, then by row), ``central`` (int),
+        ``min_similarity`` (float: the smallest cosine between two members),
+        ``exact`` (bool: all members have the same text after normalisation).
+
+    Raises
+    ------
+    InputError
+        A threshold outside (0, 1], an unknown preset, fewer than 2 documents.
+
+    Examples
+    --------
+    >>> import embedspace as es  # doctest: +SKIP
+    >>> groups = es.find_duplicates(es.embed(["a cat", "A  cat", "a dog"]))  # doctest: +SKIP
+    >>> groups[["group", "rows", "min_similarity"]]  # doctest: +SKIP
+       group    rows  min_similarity
+    0      0  [0, 1]             1.0
+    """
+    import pandas as pd
+
+    labels = duplicate_groups(space, threshold, progress=progress)
+    texts = space.table["text"]
+    records = []
+    members = np.flatnonzero(labels >= 0)
+    by_group = np.split(members[np.argsort(labels[members], kind="stable")],
+                        np.cumsum(np.bincount(labels[members]))[:-1]) if len(members) else []
+    for group, rows in enumerate(by_group):
+        central, smallest = _centre_and_spread(space.vectors, rows)
+        ordered = [int(central)] + [int(r) for r in rows if r != central]
+        same = len({normalize_text(texts.iat[r]) for r in rows}) == 1
+        records.append({"group": group, "size": len(rows), "rows": ordered, "central": int(central),
+                        "min_similarity": smallest, "exact": same})
+    return pd.DataFrame.from_records(records, columns=["group", "size", "rows", "central", "min_similarity", "exact"])
+
+
+def _centre_and_spread(vectors, rows: np.ndarray) -> tuple[int, float]:
+    """The member closest to the group's mean direction, and the smallest cosine between two members."""
+    unit = np.asarray(vectors[rows], dtype=np.float32)
+    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    centre = unit.mean(axis=0)
+    central = int(rows[int(np.argmax(unit @ centre))])
+    smallest = 1.0
+    for start in range(0, len(unit), _PAIR_BLOCK):
+        block = unit[start:start + _PAIR_BLOCK] @ unit.T
+        smallest = min(smallest, float(block.min()))
+    return central, round(min(max(smallest, -1.0), 1.0), 6)
+
+
+def drop_duplicates(space, threshold=THRESHOLD, *, groups=None, progress: bool | None = None):
+    """The collection with one document per duplicate group (its central member), in row order.
+
+    Parameters
+    ----------
+    space : EmbeddingSet
+    threshold : float or str, default=0.95
+        See :func:`duplicate_groups`.
+    groups : pandas.DataFrame, optional
+        What :func:`find_duplicates` returned for ``space`` (then ``threshold`` is not used).
+    progress : bool or None, default=None
+
+    Returns
+    -------
+    EmbeddingSet
+        The rows kept, with a ``source_row`` column (their row in ``space``).
+    """
+    if groups is None:
+        groups = find_duplicates(space, threshold, progress=progress)
+    drop = np.zeros(len(space), dtype=bool)
+    for rows in groups["rows"]:
+        drop[rows[1:]] = True
+    kept = np.flatnonzero(~drop)
+    return space.select(kept).assign(source_row=kept)

@@ -1,0 +1,173 @@
+"""Exact and near duplicate groups: real sentences and their copies, FAISS against exact numpy, the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+from helpers import assert_one_error_line
+
+import embedspace as es
+from embedspace.analysis import duplicate_groups, resolve_threshold
+from embedspace.search import NeighbourSearch
+
+
+def _typo(text: str, rng: random.Random) -> str:
+    letters = [i for i, c in enumerate(text) if c.isalpha()]
+    i = rng.choice(letters)
+    return text[:i] + text[i + 1:]
+
+
+@pytest.fixture(scope="module")
+def copies(encoder):
+    """300 distinct 20 Newsgroups posts, then a copy of each of the first 60: 20 exact (case/space), 40 with a typo.
+
+    Headers, signatures and quoted replies are removed (replies quoting each other are real near duplicates).
+    """
+    from sklearn.datasets._twenty_newsgroups import (strip_newsgroup_footer, strip_newsgroup_header,
+                                                     strip_newsgroup_quoting)
+
+    rng = random.Random(0)
+    docs = es.read("corpus:20newsgroups")["text"].head(1500)
+    bodies = [strip_newsgroup_quoting(strip_newsgroup_footer(strip_newsgroup_header(t)))[:600] for t in docs]
+    base = list(dict.fromkeys(t.strip() for t in bodies if len(t.split()) >= 30))[:300]
+    exact = ["  " + s.upper().replace(" ", "   ") for s in base[:20]]
+    near = [_typo(s, rng) for s in base[20:60]]
+    texts = base + exact + near
+    source = list(range(300)) + list(range(20)) + list(range(20, 60))
+    import pandas as pd
+
+    return es.embed(pd.DataFrame({"text": texts, "source": source}), encoder=encoder, progress=False)
+
+
+def _pairs(labels):
+    out = set()
+    for g in set(labels) - {-1}:
+        rows = np.flatnonzero(labels == g)
+        out |= {(int(a), int(b)) for i, a in enumerate(rows) for b in rows[i + 1:]}
+    return out
+
+
+def test_copies_are_grouped_and_distinct_sentences_are_not(copies):
+    groups = es.find_duplicates(copies)
+    labels = duplicate_groups(copies)
+    source = copies.table["source"].to_numpy()
+    truth = {(a, b) for a in range(len(source)) for b in range(a + 1, len(source)) if source[a] == source[b]}
+    found = _pairs(labels)
+    recall = len(found & truth) / len(truth)
+    precision = len(found & truth) / max(len(found), 1)
+    assert recall >= 0.95 and precision >= 0.93, (recall, precision)  # 0.983 and 0.967 measured
+    exact_groups = groups[groups["exact"]]
+    assert len(exact_groups) == 20  # every case/space copy, whatever its vector
+    assert set(map(tuple, exact_groups["rows"].map(sorted))) == {(i, 300 + i) for i in range(20)}
+    assert (groups["size"] >= 2).all() and list(groups["group"]) == list(range(len(groups)))
+    for g in groups.itertuples():
+        unit = copies.vectors[g.rows]
+        assert g.min_similarity == pytest.approx(float((unit @ unit.T).min()), abs=1e-4)
+        assert g.central == g.rows[0]
+
+
+def test_threshold_one_keeps_only_exact_copies(copies):
+    groups = es.find_duplicates(copies, threshold=1.0)
+    assert groups["exact"].all() and len(groups) == 20
+    loose = es.find_duplicates(copies, threshold="paraphrase")
+    assert len(_pairs(duplicate_groups(copies, "paraphrase"))) >= len(_pairs(duplicate_groups(copies)))
+    assert loose["size"].sum() >= 100
+
+
+def test_chained_pairs_form_one_group_with_its_smallest_similarity():
+    angles = np.radians([0.0, 14.0, 28.0, 90.0])  # cos 14 deg = 0.970, cos 28 deg = 0.883
+    vectors = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    import pandas as pd
+
+    space = es.EmbeddingSet(vectors, pd.DataFrame({"text": ["a", "b", "c", "d"]}))
+    groups = es.find_duplicates(space, threshold=0.95)
+    assert len(groups) == 1 and sorted(groups["rows"][0]) == [0, 1, 2]
+    assert groups["central"][0] == 1
+    assert groups["min_similarity"][0] == pytest.approx(np.cos(np.radians(28.0)), abs=1e-5)
+
+
+def test_range_search_matches_exact_numpy(copies):
+    vectors = copies.vectors
+    sims = vectors.astype(np.float64) @ vectors.T.astype(np.float64)
+    rows, cols = np.nonzero(np.triu(sims >= 0.8, k=1))
+    truth = set(zip(rows.tolist(), cols.tolist()))
+    for exact in (True, False):
+        found = set()
+        for left, right, similarity in NeighbourSearch(vectors, exact=exact).pairs_above(0.8):
+            assert (similarity >= 0.8).all() and (left < right).all()
+            np.testing.assert_allclose(similarity, sims[left, right], atol=1e-5)
+            found |= set(zip(left.tolist(), right.tolist()))
+        if exact:
+            assert found == truth
+        else:
+            assert found <= truth and len(found) >= 0.95 * len(truth)
+
+
+def test_drop_duplicates_keeps_the_central_member(copies):
+    groups = es.find_duplicates(copies)
+    kept = es.drop_duplicates(copies)
+    assert len(kept) == len(copies) - int((groups["size"] - 1).sum())
+    rows = set(kept.table["source_row"])
+    for g in groups.itertuples():
+        assert g.central in rows and not (set(g.rows[1:]) & rows)
+
+
+@pytest.mark.parametrize("bad", [0, -0.5, 1.5, "strict", True, float("nan")])
+def test_bad_thresholds_are_refused(bad):
+    with pytest.raises(es.InputError, match="threshold"):
+        resolve_threshold(bad)
+
+
+def test_presets_and_one_document(copies):
+    assert resolve_threshold("near") == 0.95 and resolve_threshold("0.9") == 0.9
+    with pytest.raises(es.InputError, match="at least 2 documents"):
+        es.find_duplicates(copies.select([0]))
+
+
+def test_cli_duplicates_json_and_drop(copies, cli, tmp_path):
+    source = tmp_path / "copies.set"
+    copies.save(source)
+    status, out, err = cli("duplicates", source, "--json", "--drop", tmp_path / "dedup.set")
+    assert status == 0, err
+    groups = json.loads(out)["groups"]
+    assert groups and {"group", "rows", "min_similarity"} <= set(groups[0])
+    kept = es.load(tmp_path / "dedup.set")
+    assert len(kept) == len(copies) - sum(len(g["rows"]) - 1 for g in groups)
+    status, out, err = cli("duplicates", source, "--drop", tmp_path / "dedup.set")
+    assert_one_error_line(status, out, err, "exists")
+    status, out, err = cli("duplicates", source, "--threshold", "1.5")
+    assert_one_error_line(status, out, err, "(0, 1]")
+    status, out, err = cli("duplicates", source)
+    assert status == 0 and "duplicate groups" in out
+
+
+def test_cli_outliers(copies, cli, tmp_path):
+    source = tmp_path / "copies.set"
+    copies.save(source)
+    status, out, err = cli("outliers", source, "--json", "--top", "5", "-o", tmp_path / "scored.set")
+    assert status == 0, err
+    result = json.loads(out)
+    assert result["method"] == "knn" and [r["rank"] for r in result["rows"]] == [1, 2, 3, 4, 5]
+    assert {"rank", "row", "score", "text", "source"} <= set(result["rows"][0])
+    scores = [r["score"] for r in result["rows"]]
+    assert scores == sorted(scores, reverse=True)
+    scored = es.load(tmp_path / "scored.set")
+    assert scored.table["outlier_score"].max() == pytest.approx(scores[0])
+    copies.select([0]).save(tmp_path / "one.set")
+    status, out, err = cli("outliers", tmp_path / "one.set")
+    assert_one_error_line(status, out, err, "at least 2 documents")
+    status, out, err = cli("outliers", tmp_path / "one.set", "--reference", source, "--json")
+    assert status == 0 and len(json.loads(out)["rows"]) == 1
+    status, out, err = cli("outliers", source, "--top", "0")
+    assert_one_error_line(status, out, err, "--top")
+    other = es.EmbeddingSet(np.ones((3, 384), dtype=np.float32), copies.table.head(3),
+                            es.ModelIdentity(name="another-model", weights_sha256="0" * 64, dim=384, normalized=True))
+    other.save(tmp_path / "other.set")
+    status, out, err = cli("outliers", source, "--reference", tmp_path / "other.set")
+    assert_one_error_line(status, out, err, "another-model")
+    (tmp_path / "empty.txt").write_text("")
+    status, out, err = cli("outliers", source, "--reference", tmp_path / "empty.txt")
+    assert_one_error_line(status, out, err)
