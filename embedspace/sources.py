@@ -88,7 +88,7 @@ class ReadReport:
             log.warning("dropped %d empty or missing texts of %d in %s", self.n_empty, self.n_rows, self.source)
         if self.n_replaced_bytes:
             log.warning(
-                "replaced %d undecodable byte sequences with U+FFFD in %s (use --strict to refuse them)",
+                "replaced %d undecodable byte sequences with U+FFFD in %s (use strict=True to refuse them)",
                 self.n_replaced_bytes,
                 self.source,
             )
@@ -159,7 +159,7 @@ def iter_chunks(
     for raw in raw_chunks:
         report.n_replaced_bytes = getattr(_counter, "n", 0)
         if strict and report.n_replaced_bytes:
-            raise InputError(f"{source}: text is not valid UTF-8 (drop --strict to replace bad bytes)")
+            raise InputError(f"{source}: text is not valid UTF-8 (use strict=False to replace bad bytes)")
         frame = _clean(raw, report=report, strict=strict, source=str(source), first_row=report.n_rows)
         frame.index = range(offset, offset + len(frame))
         offset += len(frame)
@@ -195,7 +195,7 @@ def _clean(frame, *, report: ReadReport, strict: bool, source: str, first_row: i
             text = text.replace("\x00", "")
         if not text.strip():
             if strict:
-                raise InputError(f"{source}: document {first_row + i + 1} has no text (drop --strict to skip empty texts)")
+                raise InputError(f"{source}: document {first_row + i + 1} has no text (use strict=False to skip empty texts)")
             report.n_empty += 1
             continue
         keep.append(i)
@@ -209,7 +209,7 @@ def _clean(frame, *, report: ReadReport, strict: bool, source: str, first_row: i
 def _with_text_first(frame, text_col: str, source: str):
     if text_col not in frame.columns:
         columns = ", ".join(repr(str(c)) for c in frame.columns) or "none"
-        raise InputError(f"{source}: no column '{text_col}' (columns: {columns}); choose one with --text-col")
+        raise InputError(f"{source}: no column '{text_col}' (columns: {columns}); choose one with text_col=")
     frame = frame.rename(columns={text_col: "text"}) if text_col != "text" else frame
     if list(frame.columns).count("text") > 1:
         raise InputError(f"{source}: both '{text_col}' and 'text' columns exist; rename one of them")
@@ -253,7 +253,7 @@ def _raw_chunks(source, *, text_col: str, strict: bool, chunk_rows: int):
             yield from _parquet_chunks(path, chunk_rows, text_col)
     except UnicodeDecodeError as exc:
         raise InputError(
-            f"{source}: not valid UTF-8 near byte {exc.start} (drop --strict to replace undecodable bytes)"
+            f"{source}: not valid UTF-8 near byte {exc.start} (use strict=False to replace undecodable bytes)"
         ) from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise InputError(f"{source}: cannot read gzip data: {exc or 'file is truncated'}") from None
@@ -295,7 +295,7 @@ def _jsonl_chunks(path, compressed, errors, chunk_rows, text_col):
                 raise InputError(f"{path}: line {lineno}: expected a JSON object, got {type(record).__name__}")
             if text_col not in record:
                 keys = ", ".join(repr(k) for k in record) or "none"
-                raise InputError(f"{path}: line {lineno}: no key '{text_col}' (keys: {keys}); choose one with --text-col")
+                raise InputError(f"{path}: line {lineno}: no key '{text_col}' (keys: {keys}); choose one with text_col=")
             records.append(record)
             if len(records) >= chunk_rows:
                 yield _with_text_first(pd.DataFrame.from_records(records), text_col, str(path))
@@ -329,7 +329,7 @@ def _parquet_chunks(path, chunk_rows, text_col):
     names = parquet.schema_arrow.names
     if text_col not in names:
         columns = ", ".join(repr(c) for c in names) or "none"
-        raise InputError(f"{path}: no column '{text_col}' (columns: {columns}); choose one with --text-col")
+        raise InputError(f"{path}: no column '{text_col}' (columns: {columns}); choose one with text_col=")
     for batch in parquet.iter_batches(batch_size=chunk_rows):
         yield _with_text_first(batch.to_pandas(), text_col, str(path))
 
@@ -346,7 +346,7 @@ def _folder_chunks(folder: Path, *, strict: bool, chunk_rows: int):
         try:
             texts.append(file.read_bytes().decode("utf-8", errors=errors).lstrip("\ufeff"))
         except UnicodeDecodeError as exc:
-            raise InputError(f"{file}: not valid UTF-8 near byte {exc.start} (drop --strict to replace undecodable bytes)") from None
+            raise InputError(f"{file}: not valid UTF-8 near byte {exc.start} (use strict=False to replace undecodable bytes)") from None
         except OSError as exc:
             raise InputError(f"{file}: cannot read ({exc.strerror})") from None
         names.append(str(file.relative_to(folder)))

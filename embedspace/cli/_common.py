@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from embedspace.store import jsonable
 
-__all__ = ["UsageError", "add_command", "emit_json", "positive_int", "progress_of", "print_table"]
+__all__ = [
+    "UsageError",
+    "add_command",
+    "add_engine_options",
+    "check_engine_options",
+    "emit_json",
+    "non_negative_float",
+    "non_negative_int",
+    "number",
+    "positive_float",
+    "positive_int",
+    "print_table",
+    "progress_of",
+    "seed",
+]
 
 
 class UsageError(Exception):
@@ -50,15 +65,72 @@ def add_command(subparsers, name: str, *, help: str, description: str, examples:
     return parser
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def number(kind=int, *, at_least=None, above=None, below=None, why: str = ""):
+    """An argparse type: a number of ``kind`` within bounds, with one clear message when it is not.
+
+    Parameters
+    ----------
+    kind : {int, float}, default=int
+    at_least, above, below : number, optional
+        Inclusive lower bound, exclusive lower bound, exclusive upper bound.
+    why : str, optional
+        Said after the bound when a value is out of range ("rows to fit a map on").
+
+    Examples
+    --------
+    >>> number(int, at_least=2, why="runs to compare")("1")  # doctest: +SKIP
+    argparse.ArgumentTypeError: must be at least 2 runs to compare, got 1
+    """
+    what = "a whole number" if kind is int else "a number"
+    reason = f" {why}" if why else ""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got '{text}'")
+        if at_least is not None and not value >= at_least:
+            raise argparse.ArgumentTypeError(f"must be at least {at_least}{reason}, got {text}")
+        if above is not None and not value > above:
+            bound = "positive" if above == 0 else f"more than {above}"
+            raise argparse.ArgumentTypeError(f"must be {bound}{reason}, got {text}")
+        if below is not None and not value < below:
+            raise argparse.ArgumentTypeError(f"must be less than {below}{reason}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+positive_int = number(int, at_least=1)
+non_negative_int = number(int, at_least=0)
+positive_float = number(float, above=0)
+non_negative_float = number(float, at_least=0)
+seed = number(int, at_least=0, below=2**32)
+
+
+def add_engine_options(parser, *, local: str, ray: str) -> None:
+    """``--engine local|ray``, ``--ray-address`` and ``--ray-workers``, worded for one verb.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    local, ray : str
+        What the verb does on each engine, for ``--engine``'s help.
+    """
+    parser.add_argument("--engine", default="local", choices=("local", "ray"), help=f"{local} (default) or {ray}")
+    parser.add_argument("--ray-address", default=None, metavar="ADDR",
+                        help="Ray cluster to join (default with --engine ray: start a local one)")
+    parser.add_argument("--ray-workers", type=positive_int, default=None, metavar="N",
+                        help="parallel workers on Ray (default: the cluster's CPUs)")
+
+
+def check_engine_options(args) -> None:
+    """Refuse Ray settings without ``--engine ray`` (one usage error)."""
+    if args.engine != "ray" and (args.ray_address or args.ray_workers):
+        raise UsageError("--ray-address and --ray-workers need --engine ray")
 
 
 def progress_of(args) -> bool | None:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from embedspace.cli._common import add_command, emit_json, positive_int, progress_of
+from embedspace.cli._common import (
+    add_command,
+    add_engine_options,
+    check_engine_options,
+    emit_json,
+    positive_int,
+    progress_of,
+)
 from embedspace.distributed import embed_with_ray
 from embedspace.encoding import BACKENDS, embed_to_disk
-from embedspace.errors import InputError
 
 
 def register(subparsers) -> None:
@@ -37,9 +43,7 @@ def register(subparsers) -> None:
     parser.add_argument("--max-tokens", type=positive_int, default=None, metavar="N",
                         help="tokens kept per text, longer texts are cut (default: the model's window, 256 for the default model)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="storage type of the vectors")
-    parser.add_argument("--engine", default="local", choices=("local", "ray"), help="local process (default) or a Ray cluster")
-    parser.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray cluster to join (default with --engine ray: start a local one)")
-    parser.add_argument("--ray-workers", type=positive_int, default=None, metavar="N", help="encoder actors on Ray (default: cluster CPUs / 2)")
+    add_engine_options(parser, local="embed in this process", ray="with encoder actors on a Ray cluster")
     parser.add_argument("--strict", action="store_true", help="refuse empty texts and undecodable bytes instead of dropping/replacing them")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
@@ -59,11 +63,10 @@ def run(args) -> int:
         cache=not args.no_cache,
         progress=progress_of(args),
     )
+    check_engine_options(args)
     if args.engine == "ray":
         summary = embed_with_ray(args.input, args.output, address=args.ray_address, workers=args.ray_workers, **options)
     else:
-        if args.ray_address or args.ray_workers:
-            raise InputError("--ray-address and --ray-workers need --engine ray")
         summary = embed_to_disk(args.input, args.output, **options)
     if args.json:
         emit_json(summary.to_dict())

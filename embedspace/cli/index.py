@@ -16,10 +16,17 @@ import sys
 import time
 
 from embedspace._fs import check_output_path
-from embedspace.cli._common import add_command, emit_json, positive_int, progress_of
+from embedspace.cli._common import (
+    add_command,
+    add_engine_options,
+    check_engine_options,
+    emit_json,
+    progress_of,
+    seed,
+)
 from embedspace.distributed import build_index_with_ray
 from embedspace.errors import InputError
-from embedspace.search import KINDS, build_index, load_index
+from embedspace.search import FORMAT, KINDS, add_to_index, build_index
 
 _USAGE = (
     "embedspace index SET -o INDEX [--kind auto|flat|hnsw|ivf|ivfpq] [--memory-budget SIZE] [--no-bm25] [--overwrite] [--json]\n"
@@ -60,12 +67,10 @@ def register(subparsers) -> None:
     parser.add_argument("--kind", default="auto", choices=KINDS, help="index kind (default: auto)")
     parser.add_argument("--memory-budget", metavar="SIZE", help="RAM the index may use, e.g. 2GB or 512MiB (default: half the available memory)")
     parser.add_argument("--no-bm25", action="store_true", help="skip the BM25 index (then only --mode dense works)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of k-means training and the tuning sample (default: 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of k-means training and the tuning sample (default: 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace INDEX if it exists")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
-    parser.add_argument("--engine", default="local", choices=("local", "ray"), help="add rows in this process (default) or in shards on Ray")
-    parser.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray cluster to join (default with --engine ray: start a local one)")
-    parser.add_argument("--ray-workers", type=positive_int, default=None, metavar="N", help="shard tasks at once on Ray (default: cluster CPUs)")
+    add_engine_options(parser, local="add rows in this process", ray="in shards on Ray")
 
 
 def run(args) -> int:
@@ -82,13 +87,12 @@ def run(args) -> int:
         raise InputError(f"expected one EmbeddingSet to index, got {len(words)}: {' '.join(words)} (to add a set: embedspace index add INDEX SET)")
     if not args.output:
         raise InputError("the following arguments are required: -o/--output (the index directory to write)")
-    if args.engine == "local" and (args.ray_address or args.ray_workers):
-        raise InputError("--ray-address and --ray-workers need --engine ray")
+    check_engine_options(args)
     return _build(args, words[0])
 
 
 def _build(args, set_path: str) -> int:
-    check_output_path(args.output, overwrite=args.overwrite, inputs=[set_path])
+    check_output_path(args.output, overwrite=args.overwrite, inputs=[set_path], kind=FORMAT)
     started = time.perf_counter()
     options = dict(kind=args.kind, memory_budget=args.memory_budget, progress=progress_of(args), random_state=args.seed,
                    lexical=not args.no_bm25)
@@ -103,11 +107,8 @@ def _build(args, set_path: str) -> int:
 
 def _add(args, index_path: str, set_path: str) -> int:
     started = time.perf_counter()
-    index = load_index(index_path)
-    before = index.n
-    index.add(set_path, progress=progress_of(args))
-    index.save(index_path, overwrite=True)
-    _report(args, index, time.perf_counter() - started, f"added {index.n - before} rows to")
+    index = add_to_index(index_path, set_path, progress=progress_of(args))
+    _report(args, index, time.perf_counter() - started, f"added {index._sources[-1].n} rows to")
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shlex
 import sys
 import time
@@ -99,7 +100,7 @@ class _DeferredHandler(logging.StreamHandler):
             self._held = []
 
 
-def _configure_logging(quiet: bool) -> tuple[_DeferredHandler, tuple]:
+def _configure_logging(quiet: bool, parser) -> tuple[_DeferredHandler, tuple]:
     """Send embedspace's log lines to stderr for one command; return the handler and the settings to restore."""
     logger = logging.getLogger("embedspace")
     saved = (logger.level, logger.propagate)
@@ -108,7 +109,7 @@ def _configure_logging(quiet: bool) -> tuple[_DeferredHandler, tuple]:
     class _Format(logging.Formatter):
         def format(self, record):
             prefix = "warning: " if record.levelno >= logging.WARNING else ""
-            return prefix + record.getMessage()
+            return prefix + as_flags(record.getMessage(), parser)
 
     handler.setFormatter(_Format())
     logger.addHandler(handler)
@@ -127,6 +128,44 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
+# Library errors name parameters (``text_col=``); these are the flags whose name differs
+# from the parameter's, or which stand for one of its values.
+_FLAG_OF = {"vocabulary": "--vocab", "cache=False": "--no-cache", "lexical=False": "--no-bm25",
+            "output": "-o", "vectors": "--vectors", "space": "--vectors"}
+_PARAMETER = re.compile(r"\b([a-z][a-z0-9_]*)=(True|False|'[^'\s]*'|\"[^\"\s]*\"|[A-Za-z0-9_.:/-]+)?(?![=\w])")
+
+
+def as_flags(message: str, parser: argparse.ArgumentParser | None = None) -> str:
+    """Say a library error in the command line's words: ``text_col=`` becomes ``--text-col``.
+
+    ``name=True`` becomes the bare flag, ``name='value'`` the flag and its value; names that
+    are no option of any verb are left as they are.
+    """
+    flags = _option_names(parser) if parser is not None else set()
+
+    def flag(match):
+        name, value = match.group(1), match.group(2)
+        special = _FLAG_OF.get(f"{name}={value}") or _FLAG_OF.get(name)
+        option = special or ("--" + name.replace("_", "-"))
+        if special is None and option not in flags:
+            return match.group(0)
+        if value is None or value == "True" or f"{name}={value}" in _FLAG_OF:
+            return option
+        return f"{option} {value.strip(chr(39) + chr(34))}"
+
+    return _PARAMETER.sub(flag, message)
+
+
+def _option_names(parser) -> set[str]:
+    names = set()
+    for action in parser._actions:  # argparse keeps no public list of a parser's options
+        names.update(s for s in action.option_strings if s.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                names |= _option_names(sub)
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 2 bad input or failure).
 
@@ -137,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     """
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    log_lines = saved_logging = None
+    log_lines = saved_logging = parser = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -146,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"no command given; choose one of: {names} (see 'embedspace --help')")
         args.command_line = shlex.join(["embedspace", *argv])
         quiet = bool(getattr(args, "quiet", False))
-        log_lines, saved_logging = _configure_logging(quiet)
+        log_lines, saved_logging = _configure_logging(quiet, parser)
         status = args.handler(args)
         log_lines.flush_held()
         sys.stdout.flush()
@@ -155,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except EmbedspaceError as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {as_flags(_one_line(exc), parser)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

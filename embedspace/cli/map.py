@@ -3,41 +3,23 @@
 from __future__ import annotations
 
 from embedspace._fs import check_output_path
-from embedspace.cli._common import add_command, emit_json, positive_int, print_table, progress_of
+from embedspace.cli._common import (
+    add_command,
+    add_engine_options,
+    check_engine_options,
+    emit_json,
+    number,
+    positive_int,
+    print_table,
+    progress_of,
+    seed,
+)
 from embedspace.encoding import BACKENDS
-from embedspace.errors import InputError
 from embedspace.evaluation import evaluate_clustering
-from embedspace.mapping import MIN_SAMPLE, clustering_stability, make_mapper, space_to_map, write_map
+from embedspace.mapping import MAP_FORMAT, MIN_SAMPLE, clustering_stability, make_mapper, space_to_map, write_map
 
-
-def _seed(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 4294967295, got {value}")
-    return value
-
-
-def _at_least_two(text: str) -> int:
-    import argparse
-
-    value = positive_int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"needs at least 2 runs to compare, got {value}")
-    return value
-
-
-def _sample_size(text: str) -> int:
-    import argparse
-
-    value = positive_int(text)
-    if value < MIN_SAMPLE:
-        raise argparse.ArgumentTypeError(f"must be at least {MIN_SAMPLE} rows to fit a map on, got {value}")
-    return value
+_at_least_two = number(int, at_least=2, why="runs to compare")
+_sample_size = number(int, at_least=MIN_SAMPLE, why="rows to fit a map on")
 
 
 def _add_input_options(parser) -> None:
@@ -54,7 +36,7 @@ def _add_input_options(parser) -> None:
                              "fewer is faster on long documents but maps them less well: see the README)")
     parser.add_argument("--k", type=positive_int, default=None, metavar="N",
                         help="ask for exactly N clusters (k-means on the clustering layout; no outliers)")
-    parser.add_argument("--seed", type=_seed, default=0, help="random seed; the same seed gives the same map (default: 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed; the same seed gives the same map (default: 0)")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -97,12 +79,7 @@ def register(subparsers) -> None:
     parser.add_argument("--sample-size", type=_sample_size, default=None, metavar="N",
                         help="fit the map on a sample of N rows and place the others (default: 50000; smaller "
                              "collections are mapped whole)")
-    parser.add_argument("--engine", default="local", choices=("local", "ray"),
-                        help="place the rows outside the sample in this process (default) or on Ray")
-    parser.add_argument("--ray-address", default=None, metavar="ADDR",
-                        help="Ray cluster to join (default with --engine ray: start a local one)")
-    parser.add_argument("--ray-workers", type=positive_int, default=None, metavar="N",
-                        help="parallel placement tasks on Ray (default: the cluster's CPUs)")
+    add_engine_options(parser, local="place the rows outside the sample in this process", ray="on Ray")
 
 
 def register_eval(verbs) -> None:
@@ -126,9 +103,8 @@ def register_eval(verbs) -> None:
 
 def run(args) -> int:
     progress = progress_of(args)
-    if (args.ray_address or args.ray_workers) and args.engine != "ray":
-        raise InputError("--ray-address and --ray-workers need --engine ray")
-    check_output_path(args.output, overwrite=args.overwrite, inputs=[args.input])
+    check_engine_options(args)
+    check_output_path(args.output, overwrite=args.overwrite, inputs=[args.input], kind=MAP_FORMAT)
     space = space_to_map(args.input, text_col=args.text_col, label_col=args.label_col, model=args.model,
                          backend=args.backend, max_tokens=args.max_tokens, progress=progress)
     mapper = make_mapper(space, sample_size=args.sample_size, engine=args.engine, address=args.ray_address,

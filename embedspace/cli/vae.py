@@ -5,39 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from embedspace.cli._common import UsageError, add_command, emit_json, positive_int, progress_of
+from embedspace.cli._common import (
+    UsageError,
+    add_command,
+    emit_json,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    progress_of,
+)
 from embedspace.sources import read
 from embedspace.vae import TrainConfig, VAEConfig, load, train
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -103,7 +82,7 @@ def _register_train(verbs) -> None:
     p.add_argument("-o", "--output", required=True, metavar="VAE", help="output VAE directory")
     p.add_argument("--encoder", choices=("gru", "embedding"), default="gru", help="gru: reads the words; embedding: reads sentence embeddings (default: gru)")
     p.add_argument("--epochs", type=positive_int, default=30, help="passes over the corpus at most (default: 30)")
-    p.add_argument("--max-minutes", type=_positive_float, default=None, help="stop cleanly after this many minutes, keeping the best model")
+    p.add_argument("--max-minutes", type=positive_float, default=None, help="stop cleanly after this many minutes, keeping the best model")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--valid", default=None, metavar="FILE", help="validation sentences (default: 5%% of CORPUS held out)")
     p.add_argument("--text-col", default="text", help="column holding the text (default: text)")
@@ -159,7 +138,7 @@ def _register_sample(verbs) -> None:
     )
     p.add_argument("vae", metavar="VAE")
     p.add_argument("-n", type=positive_int, default=10, help="how many sentences (default: 10)")
-    p.add_argument("--temperature", type=_non_negative_float, default=0.0, help="0: greedy decoding of each z (default); > 0: sample words")
+    p.add_argument("--temperature", type=non_negative_float, default=0.0, help="0: greedy decoding of each z (default); > 0: sample words")
     p.add_argument("--seed", type=int, default=None, help="random seed")
     p.add_argument("--json", action="store_true", help="print {\"samples\": [...]}")
 
@@ -188,7 +167,7 @@ def _register_reconstruct(verbs) -> None:
     p.add_argument("vae", metavar="VAE")
     p.add_argument("texts", metavar="TEXT", nargs="+")
     p.add_argument("--beam", type=positive_int, default=1, help="beam size (default: 1, greedy)")
-    p.add_argument("--refine", type=_non_negative_int, default=0, metavar="N",
+    p.add_argument("--refine", type=non_negative_int, default=0, metavar="N",
                    help="embedding encoder: N rounds of search for a sentence that embeds near the input (default: 0, off)")
     p.add_argument("--restarts", type=positive_int, default=1, metavar="R",
                    help="with --refine: searches per TEXT from different starts, the best kept (default: 1; R times the time)")
@@ -224,7 +203,7 @@ def _register_interpolate(verbs) -> None:
     p.add_argument("vae", metavar="VAE")
     p.add_argument("a", metavar="A")
     p.add_argument("b", metavar="B")
-    p.add_argument("--steps", type=_non_negative_int, default=8, help="points between A and B (default: 8)")
+    p.add_argument("--steps", type=non_negative_int, default=8, help="points between A and B (default: 8)")
     p.add_argument("--method", choices=("linear", "spherical"), default="linear", help="path shape (default: linear)")
     p.add_argument("--json", action="store_true", help="print {\"path\": [...]}")
 
@@ -278,7 +257,7 @@ def _register_eval(verbs, name) -> None:
     p.add_argument("--samples", type=positive_int, default=500, help="importance samples per sentence (default: 500)")
     p.add_argument("--text-col", default="text", help="column holding the text (default: text)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--refine", type=_non_negative_int, default=0, metavar="N",
+    p.add_argument("--refine", type=non_negative_int, default=0, metavar="N",
                    help="embedding encoder: also score N rounds of refined decoding (keys bleu_refined, cosine_refined)")
     p.add_argument("--restarts", type=positive_int, default=1, metavar="R",
                    help="with --refine: searches per sentence from different starts, the best kept (default: 1)")

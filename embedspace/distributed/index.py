@@ -162,11 +162,11 @@ def resolve_kind(kind: str, n: int, d: int, memory_budget) -> str:
 
     if kind == "hnsw":
         raise InputError(
-            "an HNSW graph cannot be built in shards and merged, so --engine ray builds IVF or IVF-PQ indexes: "
-            "use --kind ivf (or ivfpq, or auto), or --engine local for HNSW"
+            "an HNSW graph cannot be built in shards and merged, so engine='ray' builds IVF or IVF-PQ indexes: "
+            "use kind='ivf' (or 'ivfpq', or 'auto'), or engine='local' for HNSW"
         )
     if kind not in RAY_KINDS:
-        raise InputError(f"unknown index kind '{kind}' (with --engine ray choose from {', '.join(RAY_KINDS)})")
+        raise InputError(f"unknown index kind '{kind}' (with engine='ray' choose from {', '.join(RAY_KINDS)})")
     if kind != "auto":
         return kind
     chosen = choose_kind(n, d, memory_budget)

@@ -86,7 +86,7 @@ def _export(folder: Path, dest: Path) -> None:
     layout = read_layout(folder)
     tokenizer = AutoTokenizer.from_pretrained(str(layout.transformer_dir), local_files_only=True)
     if not getattr(tokenizer, "is_fast", False):
-        raise InputError(f"{folder}: the fast backends need a 'fast' tokenizer; use --backend torch")
+        raise InputError(f"{folder}: the fast backends need a 'fast' tokenizer; use backend='torch'")
     tokenizer.backend_tokenizer.save(str(dest / "tokenizer.json"))
     model = AutoModel.from_pretrained(str(layout.transformer_dir), attn_implementation="eager", local_files_only=True)
     model.eval()

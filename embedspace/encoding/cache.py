@@ -51,7 +51,7 @@ def _database_errors(path: Path):
         yield
     except sqlite3.DatabaseError as exc:
         raise OSError(
-            f"embedding cache {path}: {exc} (free some disk space, run 'embedspace cache clear', or use --no-cache)"
+            f"embedding cache {path}: {exc} (free some disk space, run 'embedspace cache clear', or use cache=False)"
         ) from None
 
 

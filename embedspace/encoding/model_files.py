@@ -53,8 +53,8 @@ def resolve_model(model: str | os.PathLike | None = None) -> tuple[str, Path]:
         return str(model), cached
     raise ModelNotFoundError(
         f"model '{model}' is not on this machine and embedspace cannot download models here; "
-        "pass a local sentence-transformers folder with --model PATH "
-        "(or omit --model for the shipped all-MiniLM-L6-v2)"
+        "pass a local sentence-transformers folder with model=PATH "
+        "(or leave model= unset for the shipped all-MiniLM-L6-v2)"
     )
 
 

@@ -92,7 +92,7 @@ def _clean_terms(terms, *, what: str = "term", at_least: int = 1) -> list[str]:
 
 def _candidates(space, what: str):
     if len(space) == 0:
-        raise InputError(f"{what} needs a vocabulary of candidate terms, and this term space has none (give one with vocabulary=/--vocab)")
+        raise InputError(f"{what} needs a vocabulary of candidate terms, and this term space has none (give one with vocabulary=)")
     return space.vectors
 
 

@@ -495,7 +495,7 @@ class TermSpace:
         """Static vectors with only their first ``n`` keys, for queries and candidates alike
         (gensim's ``restrict_vocab``)."""
         if self.kind != "static":
-            raise InputError("restrict_vocab applies to word vectors read from a file (--vectors), not to the sentence encoder")
+            raise InputError("restrict_vocab= applies to static word vectors read from a file, not to the sentence encoder")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise InputError(f"restrict_vocab must be a whole number of at least 1, got {n!r}")
         embedder = self._embedder.first(int(n))

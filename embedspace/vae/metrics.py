@@ -94,7 +94,7 @@ def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, se
     if not texts:
         raise InputError("no sentences to evaluate")
     if refine:
-        vae._need_embedding_encoder("--refine")
+        vae._need_embedding_encoder("refine=")
     model = vae.model.eval()
     config = vae.config
     generator = torch.Generator().manual_seed(seed)

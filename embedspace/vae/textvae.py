@@ -22,13 +22,15 @@ from embedspace._fs import atomic_directory
 from embedspace.embeddingset import ModelIdentity
 from embedspace.encoding import EmbeddingCache, encode_texts, load_encoder
 from embedspace.errors import FormatError, InputError, ModelMismatchError
-from embedspace.store import library_versions, read_manifest, write_manifest
+from embedspace.store import library_versions, read_consistently, read_manifest, write_manifest
 from embedspace.vae.config import TrainConfig, VAEConfig
 from embedspace.vae.model import Batch, SentenceVAE, make_batch
 from embedspace.vae.sampling import beam_decode, greedy_decode, interpolation_path, sample_decode
 from embedspace.vae.vocab import SPECIALS, Vocabulary
 
 __all__ = ["TextVAE", "FORMAT", "FORMAT_VERSION"]
+
+_MAX_LENGTH = 10_000
 
 FORMAT = "embedspace.vae"
 FORMAT_VERSION = 1
@@ -75,7 +77,7 @@ class TextVAE:
     # --- persistence ----------------------------------------------------------------------
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the VAE directory atomically; return its path."""
-        with atomic_directory(path, overwrite=overwrite) as tmp:
+        with atomic_directory(path, overwrite=overwrite, kind=FORMAT) as tmp:
             self.write_into(tmp)
         return Path(path)
 
@@ -109,16 +111,27 @@ class TextVAE:
         FormatError
             If it is not a VAE directory, was written by a newer embedspace, or is corrupt.
         """
+        directory = Path(path)
+        return read_consistently(directory, lambda snapshot: cls._load(directory))
+
+    @classmethod
+    def _load(cls, directory: Path) -> "TextVAE":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        directory = Path(path)
-        manifest = read_manifest(directory, FORMAT, FORMAT_VERSION)
+        manifest = read_manifest(directory, FORMAT, FORMAT_VERSION, required=(WEIGHTS, VOCAB))
         config = VAEConfig.from_dict(manifest.get("model_config"))
+        try:
+            config.validate()
+        except InputError as exc:
+            raise FormatError(f"{directory}: invalid model settings ({exc})") from None
+        if config.max_length > _MAX_LENGTH:
+            raise FormatError(f"{directory}: max_length {config.max_length} is beyond any sentence ({_MAX_LENGTH} tokens at most)")
         train_config = TrainConfig.from_dict(manifest.get("train_config") or {})
         vocab = Vocabulary.from_json((directory / VOCAB).read_text(encoding="utf-8"))
         if len(vocab) != config.vocab_size:
             raise FormatError(f"{directory}: vocabulary has {len(vocab)} tokens, the model expects {config.vocab_size}")
+        _check_shapes(directory, config)  # before any allocation: the settings must describe these weights
         model = SentenceVAE(config)
         try:
             state = load_file(str(directory / WEIGHTS))
@@ -325,7 +338,7 @@ class TextVAE:
         embed near each text's embedding; see :meth:`decode_embeddings`.
         """
         if refine:
-            self._need_embedding_encoder("--refine")
+            self._need_embedding_encoder("refine=")
             vectors = self.sentence_vectors(_check_texts(texts))
             return self.decode_embeddings(vectors, refine=refine, restarts=restarts, progress=progress)
         return self.decode(self.encode(texts), beam_size=beam_size)
@@ -379,7 +392,7 @@ class TextVAE:
 
     def _need_embedding_encoder(self, what: str) -> None:
         if self.config.encoder != "embedding":
-            raise InputError(f"{what} needs a VAE trained with --encoder embedding (this one: {self.config.encoder})")
+            raise InputError(f"{what} needs a VAE trained with encoder='embedding' (this one: {self.config.encoder})")
 
     def _need_latent(self):
         if not self.config.has_latent:
@@ -396,3 +409,32 @@ def _check_texts(texts) -> list[str]:
     if bad:
         raise InputError(f"text {bad[0] + 1} of {len(texts)} is empty or not a string")
     return texts
+
+
+def _check_shapes(directory: Path, config: VAEConfig) -> None:
+    """Refuse settings that do not describe the saved weights, before building the network.
+
+    The network is first built on torch's ``meta`` device, which allocates nothing, and
+    its parameter shapes are compared with the tensor shapes in the safetensors header;
+    so settings edited to ask for a huge layer are an error, not an attempt to allocate it.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(directory / WEIGHTS), framework="pt") as weights:
+            held = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise FormatError(f"{directory}: unreadable {WEIGHTS} ({str(exc).splitlines()[0]})") from None
+    try:
+        with torch.device("meta"):
+            skeleton = SentenceVAE(config)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise FormatError(f"{directory}: the saved settings do not make a network ({str(exc).splitlines()[0]})") from None
+    wanted = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
+    if wanted != held:
+        differ = sorted(name for name in set(wanted) | set(held) if wanted.get(name) != held.get(name))
+        name = differ[0]
+        raise FormatError(
+            f"{directory}: the saved settings do not describe {WEIGHTS} ({name}: the settings ask for "
+            f"{wanted.get(name, 'nothing')}, the weights hold {held.get(name, 'nothing')})"
+        )

@@ -19,6 +19,7 @@ training ends, ``best/`` becomes the output directory atomically and the folder 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -30,7 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from embedspace._fs import atomic_directory, check_output_path
+from embedspace._fs import atomic_directory, check_output_path, output_lock, remove_stale_temporaries
 from embedspace._progress import progress_bar
 from embedspace.encoding import EmbeddingCache, encode_texts, load_encoder
 from embedspace.errors import FormatError, InputError, OutputExistsError
@@ -38,7 +39,7 @@ from embedspace.sources import read
 from embedspace.vae.config import TrainConfig, VAEConfig
 from embedspace.vae.model import SentenceVAE, make_batch
 from embedspace.vae.pretrained import token_embedding_init
-from embedspace.vae.textvae import TextVAE
+from embedspace.vae.textvae import FORMAT, TextVAE
 from embedspace.vae.vocab import Vocabulary, tokenize
 
 __all__ = ["train", "kl_weight", "length_buckets", "WeightAverage"]
@@ -132,7 +133,7 @@ def _short_enough(texts: list[str], config: VAEConfig, max_length: int, what: st
     if not kept:
         raise InputError(
             f"every sentence of the {what} is longer than max_length={max_length} tokens (shortest has {min(lengths)}); "
-            "split the text into sentences or raise max_length (--max-length)"
+            "split the text into sentences or raise max_length="
         )
     if len(kept) < len(texts):
         log.warning("skipped %d of %d %s sentences longer than %d tokens", len(texts) - len(kept), len(texts), what, max_length)
@@ -199,32 +200,34 @@ def train(
     config = (config or VAEConfig()).replace(encoder=encoder).validate()
     overrides = {k: v for k, v in {"epochs": epochs, "max_minutes": max_minutes, "seed": seed}.items() if v is not None}
     train_config = (train_config or TrainConfig()).replace(**overrides).validate()
-    work = None
-    if output is not None:
-        target = check_output_path(output, overwrite=overwrite, inputs=[corpus, valid])
-        work = target.with_name(f".{target.name}.train")
-        if work.exists() and not resume:
-            if not overwrite:
-                raise OutputExistsError(
-                    f"an interrupted training run for '{output}' is in {work}; continue it with --resume "
-                    "or start over with --overwrite"
-                )
-            shutil.rmtree(work)
-    elif resume:
-        raise InputError("resume needs an output directory")
-    threads_before = torch.get_num_threads()
-    if train_config.threads:
-        torch.set_num_threads(train_config.threads)
-    try:
-        return _train(corpus, valid, output, work, config, train_config, overrides, text_col, sentence_encoder, overwrite, resume, progress, stop)
-    except BaseException:
-        # A failed run keeps its checkpoint for --resume; a work folder still empty would
-        # only make the next run ask for --resume or --overwrite.
-        if work is not None and work.is_dir() and not any(work.iterdir()):
-            work.rmdir()
-        raise
-    finally:
-        torch.set_num_threads(threads_before)
+    # one training run per output at a time: the work folder and the result are this run's alone
+    with output_lock(output) if output is not None else contextlib.nullcontext():
+        work = None
+        if output is not None:
+            target = check_output_path(output, overwrite=overwrite, inputs=[corpus, valid], kind=FORMAT)
+            work = target.with_name(f".{target.name}.train")
+            if work.exists() and not resume:
+                if not overwrite:
+                    raise OutputExistsError(
+                        f"an interrupted training run for '{output}' is in {work}; continue it with resume=True "
+                        "or start over with overwrite=True"
+                    )
+                _remove_work(work)
+        elif resume:
+            raise InputError("resume needs an output directory")
+        threads_before = torch.get_num_threads()
+        if train_config.threads:
+            torch.set_num_threads(train_config.threads)
+        try:
+            return _train(corpus, valid, output, work, config, train_config, overrides, text_col, sentence_encoder, overwrite, resume, progress, stop)
+        except BaseException:
+            # A failed run keeps its checkpoint for --resume; a work folder still empty would
+            # only make the next run ask for --resume or --overwrite.
+            if work is not None and work.is_dir() and not any(work.iterdir()):
+                work.rmdir()
+            raise
+        finally:
+            torch.set_num_threads(threads_before)
 
 
 def _train(corpus, valid, output, work, config, train_config, overrides, text_col, sentence_encoder, overwrite, resume, progress, stop):
@@ -283,6 +286,7 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
         torch.set_rng_state(checkpoint["torch_rng"])
     if work is not None:
         work.mkdir(exist_ok=True)
+        remove_stale_temporaries(work, ours_only_here=True)  # checkpoints half-written by a killed run
 
     lengths = [len(x) for x in train_ids]
     steps_per_epoch = math.ceil(len(train_ids) / train_config.batch_size)
@@ -457,8 +461,17 @@ def _copy(model: SentenceVAE) -> SentenceVAE:
     return clone.eval()
 
 
+def _remove_work(work: Path) -> None:
+    """Remove an earlier run's work folder, only if it holds nothing but a run's progress."""
+    extra = sorted(p.name for p in work.iterdir() if p.name not in (_CHECKPOINT, _BEST) and ".tmp-" not in p.name)
+    if extra or work.is_symlink():
+        raise OutputExistsError(f"{work} holds files a training run did not write ({', '.join(extra[:3]) or 'a link'}); "
+                                "move them out before starting over")
+    shutil.rmtree(work)
+
+
 def _replace_dir(path: Path, vae: TextVAE) -> None:
-    with atomic_directory(path, overwrite=True) as tmp:
+    with atomic_directory(path, overwrite=True, kind=FORMAT) as tmp:
         vae.write_into(tmp)
 
 
@@ -477,15 +490,18 @@ def _save_checkpoint(work, model, optimizer, vocab, config, train_config, state,
     if average is not None:
         payload["average"] = average.model.state_dict()
     tmp = work / f".{_CHECKPOINT}.tmp-{os.getpid()}"
-    torch.save(payload, tmp)
-    os.replace(tmp, work / _CHECKPOINT)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, work / _CHECKPOINT)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _load_checkpoint(work):
     try:
         return torch.load(work / _CHECKPOINT, weights_only=True)
     except Exception as exc:  # a torn or foreign file: say so, do not guess
-        raise FormatError(f"{work / _CHECKPOINT}: unreadable checkpoint ({exc}); start over with --overwrite") from None
+        raise FormatError(f"{work / _CHECKPOINT}: unreadable checkpoint ({exc}); start over with overwrite=True") from None
 
 
 def _json(text):

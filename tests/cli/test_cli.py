@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from helpers import STS_DEV, snapshot
+import embedspace as es
 from embedspace import EmbeddingSet
 
 
@@ -116,3 +117,22 @@ def test_subprocess_error_has_no_traceback(tmp_path):
     out = subprocess.run([sys.executable, "-m", "embedspace.cli", "embed", str(tmp_path / "nope.txt"), "-o", str(tmp_path / "o")], capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope.txt'}: no such file or folder"]
+
+
+def test_library_errors_name_parameters_and_the_cli_names_flags(cli, tmp_path):
+    import pandas as pd
+
+    from embedspace.cli.main import as_flags, build_parser
+
+    source = tmp_path / "docs.csv"
+    pd.DataFrame({"body": ["one text", "another text"]}).to_csv(source, index=False)
+    with pytest.raises(es.InputError, match="choose one with text_col=") as caught:
+        es.read(source)
+    assert "--" not in str(caught.value)
+    status, _, err = cli("embed", source, "-o", tmp_path / "d.set")
+    assert status == 2 and "choose one with --text-col" in err and "text_col=" not in err
+    parser = build_parser()
+    assert as_flags("use overwrite=True to replace it", parser) == "use --overwrite to replace it"
+    assert as_flags("use backend='torch'", parser) == "use --backend torch"
+    assert as_flags("use cache=False", parser) == "use --no-cache"
+    assert as_flags("no row has label == 'sport'; a=b", parser) == "no row has label == 'sport'; a=b"

@@ -17,7 +17,7 @@ def test_default_model_is_offline_package():
 
 
 def test_unknown_model_name_says_no_download():
-    with pytest.raises(ModelNotFoundError, match="cannot download models.*--model PATH"):
+    with pytest.raises(ModelNotFoundError, match="cannot download models.*model=PATH"):
         load_encoder("intfloat/e5-nonexistent-model")
 
 

@@ -88,7 +88,7 @@ def test_auto_choice_follows_size_and_memory(space):
     assert _ann.choose_kind(50_000, 384, None) == "hnsw"
     assert _ann.choose_kind(1_000_000, 384, _ann.parse_memory("4GB")) == "hnsw"
     assert _ann.choose_kind(1_000_000, 384, _ann.parse_memory("1GB")) == "ivfpq"
-    with pytest.raises(InputError, match="raise --memory-budget"):
+    with pytest.raises(InputError, match="raise memory_budget="):
         _ann.choose_kind(1_000_000, 384, _ann.parse_memory("10MB"))
     assert _ann.parse_memory("2GB") == 2 * 10**9 and _ann.parse_memory("1.5GiB") == int(1.5 * 2**30)
     for bad in ("lots", "-1GB", "0", "2XB"):

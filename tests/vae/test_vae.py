@@ -128,7 +128,7 @@ def test_generation_api(tiny_vae):
     assert isinstance(vae.arithmetic("a man is playing a guitar.", "a man.", "a woman."), str)
     with pytest.raises(es.InputError, match="spherical"):
         vae.interpolate("a", "b", method="cubic")
-    with pytest.raises(es.InputError, match="--encoder embedding"):
+    with pytest.raises(es.InputError, match="encoder='embedding'"):
         vae.decode_embeddings(np.zeros((1, 384), dtype=np.float32))
 
 
@@ -267,7 +267,7 @@ def test_interrupted_training_resumes(corpus, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         es.vae.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=FAST, epochs=2, progress=False)
     assert not (tmp_path / "r.vae").exists() and (tmp_path / ".r.vae.train" / "last.pt").is_file()
-    with pytest.raises(es.OutputExistsError, match="--resume"):
+    with pytest.raises(es.OutputExistsError, match="resume=True"):
         es.vae.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=FAST, epochs=2, progress=False)
     vae = es.vae.train(corpus[:200], tmp_path / "r.vae", config=TINY, train_config=FAST, epochs=2, resume=True, progress=False)
     assert [r["epoch"] for r in vae.history] == [1, 2]
@@ -448,7 +448,7 @@ def _bad_inputs(tmp_path, tiny_path):
     out = tmp_path / "o.vae"
     return [
         (["vae", "train", tmp_path / "empty.txt", "-o", out], "empty"),
-        (["vae", "train", tmp_path / "long.txt", "-o", out, "--max-length", "3"], "longer than max_length=3"),
+        (["vae", "train", tmp_path / "long.txt", "-o", out, "--max-length", "3"], "longer than --max-length 3"),
         (["vae", "sample", tmp_path / "missing.vae"], "no such directory"),
         (["vae", "sample", tmp_path / "plain"], "not a VAE model"),
         (["vae", "interpolate", foreign, "a", "b"], "this is an EmbeddingSet, not a VAE model"),
