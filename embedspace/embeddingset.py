@@ -26,13 +26,14 @@ import numpy as np
 
 from embedspace._fs import atomic_directory
 from embedspace.errors import FormatError, InputError
-from embedspace.store import NpyAppender, TableSink, read_manifest, write_manifest
+from embedspace.store import NpyAppender, TableSink, read_consistently, read_manifest, write_manifest
 
 __all__ = ["EmbeddingSet", "EmbeddingSetWriter", "FORMAT", "FORMAT_VERSION", "ModelIdentity"]
 
 FORMAT = "embedspace.embeddingset"
 FORMAT_VERSION = 1
 _DTYPES = ("float32", "float16")
+PAYLOADS = ("vectors.npy", "table.parquet")
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,17 @@ class ModelIdentity:
         """Rebuild from :meth:`to_dict` output (``None`` stays ``None``)."""
         if not data:
             return None
+        if not isinstance(data, dict):
+            raise FormatError(f"a model identity must be a JSON object, got {type(data).__name__}")
         known = {f: data[f] for f in cls.__dataclass_fields__ if f in data}
-        return cls(**known)
+        types = {"name": str, "weights_sha256": str, "dim": int, "normalized": bool, "max_seq_length": int, "backend": str}
+        for name, value in known.items():
+            if not isinstance(value, types[name]) or (types[name] is int and (isinstance(value, bool) or value < 0)):
+                raise FormatError(f"model identity field '{name}' has an invalid value {value!r}")
+        try:
+            return cls(**known)
+        except TypeError as exc:
+            raise FormatError(f"incomplete model identity ({exc})") from None
 
     def same_space(self, other: "ModelIdentity | None") -> bool:
         """True when vectors of ``self`` and ``other`` can be compared (same weights and dim)."""
@@ -219,11 +229,15 @@ class EmbeddingSet:
             Missing or foreign manifest, a newer format version, a failed checksum, or
             payloads that disagree with the manifest.
         """
+        directory = Path(path)
+        return read_consistently(directory, lambda snapshot: cls._load(directory, mmap, verify))
+
+    @classmethod
+    def _load(cls, directory: Path, mmap: bool, verify: bool) -> "EmbeddingSet":
         import pandas as pd
         import pyarrow.parquet as pq
 
-        directory = Path(path)
-        manifest = read_manifest(directory, FORMAT, FORMAT_VERSION, verify=verify)
+        manifest = read_manifest(directory, FORMAT, FORMAT_VERSION, verify=verify, required=PAYLOADS)
         try:
             vectors = np.load(directory / "vectors.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
             table = pq.read_table(directory / "table.parquet").to_pandas()
@@ -234,9 +248,14 @@ class EmbeddingSet:
             raise FormatError(f"{directory}: vectors.npy has shape {vectors.shape} {vectors.dtype}, manifest says ({n}, {d}) {manifest.get('dtype')}")
         if len(table) != n:
             raise FormatError(f"{directory}: table.parquet has {len(table)} rows, manifest says {n}")
+        if "text" not in table.columns:
+            raise FormatError(f"{directory}: table.parquet has no 'text' column")
+        model = ModelIdentity.from_dict(manifest.get("model"))
+        if model is not None and model.dim != d:
+            raise FormatError(f"{directory}: the manifest says the model makes {model.dim}-d vectors, vectors.npy holds {d}-d ones")
         if not isinstance(table.index, pd.RangeIndex):
             table = table.reset_index(drop=True)
-        return cls(vectors, table, ModelIdentity.from_dict(manifest.get("model")))
+        return cls(vectors, table, model)
 
 
 class EmbeddingSetWriter:
@@ -257,9 +276,12 @@ class EmbeddingSetWriter:
     overwrite : bool, default=False
     extra : dict, optional
         Extra manifest fields (e.g. the source it was read from).
+    inputs : iterable, default=()
+        What the set is computed from; an output that is or holds one is refused.
     """
 
-    def __init__(self, path, *, dim: int, model: ModelIdentity | None, dtype: str = "float32", overwrite: bool = False, extra: dict | None = None):
+    def __init__(self, path, *, dim: int, model: ModelIdentity | None, dtype: str = "float32", overwrite: bool = False,
+                 extra: dict | None = None, inputs=()):
         if dtype not in _DTYPES:
             raise InputError(f"dtype must be one of {', '.join(_DTYPES)}, got '{dtype}'")
         self.path = Path(path)
@@ -268,13 +290,14 @@ class EmbeddingSetWriter:
         self.dtype = dtype
         self.overwrite = overwrite
         self.extra = dict(extra or {})
+        self.inputs = tuple(inputs)
         self._context = None
         self._vectors: NpyAppender | None = None
         self._table: TableSink | None = None
         self.rows = 0
 
     def __enter__(self) -> "EmbeddingSetWriter":
-        self._context = atomic_directory(self.path, overwrite=self.overwrite)
+        self._context = atomic_directory(self.path, overwrite=self.overwrite, kind=FORMAT, inputs=self.inputs)
         self._tmp = self._context.__enter__()
         self._vectors = NpyAppender(self._tmp / "vectors.npy", self.dim, np.dtype(self.dtype))
         self._table = TableSink(self._tmp / "table.parquet")
@@ -306,7 +329,7 @@ class EmbeddingSetWriter:
                     "model": self.model.to_dict() if self.model else None,
                 }
                 fields.update(self.extra)
-                write_manifest(self._tmp, FORMAT, FORMAT_VERSION, fields, files=["vectors.npy", "table.parquet"])
+                write_manifest(self._tmp, FORMAT, FORMAT_VERSION, fields, files=list(PAYLOADS))
             else:
                 self._vectors.abort()
         except BaseException as error:

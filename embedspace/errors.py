@@ -9,6 +9,7 @@ and also from the built-in exception a caller would naturally catch, so
     │   ├── OutputExistsError             an output path exists and --overwrite was not given
     │   └── ModelNotFoundError            a model that is not on disk (nothing is downloaded)
     ├── FormatError(ValueError)           a saved directory that is corrupt, foreign or too new
+    │   └── BusyError                     it was replaced by another process while being read (read it again)
     ├── ModelMismatchError(ValueError)    vectors from one model used with another
     └── MissingDependencyError(ImportError)  an optional library is not installed
 
@@ -23,6 +24,7 @@ __all__ = [
     "OutputExistsError",
     "ModelNotFoundError",
     "FormatError",
+    "BusyError",
     "ModelMismatchError",
     "MissingDependencyError",
 ]
@@ -46,6 +48,10 @@ class ModelNotFoundError(InputError):
 
 class FormatError(EmbedspaceError, ValueError):
     """A saved embedspace directory is corrupt, foreign, or written by a newer version."""
+
+
+class BusyError(FormatError):
+    """A saved directory was replaced by another process while it was being read; reading it again succeeds."""
 
 
 class ModelMismatchError(EmbedspaceError, ValueError):

@@ -22,13 +22,15 @@ import datetime as _dt
 import json
 import math
 import os
+import re
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
 
 from embedspace._fs import sha256_file
-from embedspace.errors import FormatError, InputError
+from embedspace.errors import BusyError, EmbedspaceError, FormatError, InputError
 
 __all__ = [
     "MANIFEST",
@@ -36,6 +38,9 @@ __all__ = [
     "library_versions",
     "write_manifest",
     "read_manifest",
+    "read_consistently",
+    "Snapshot",
+    "csv_safe",
     "NpyAppender",
     "TableSink",
     "arrow_safe",
@@ -122,8 +127,14 @@ def write_manifest(directory: str | os.PathLike, fmt: str, version: int, fields:
     return manifest
 
 
-def read_manifest(directory: str | os.PathLike, fmt: str, max_version: int, *, verify: bool = True) -> dict:
+def read_manifest(directory: str | os.PathLike, fmt: str, max_version: int, *, verify: bool = True,
+                  required=()) -> dict:
     """Read and check ``manifest.json`` of an artefact directory.
+
+    A manifest is a claim, checked against what is on disk: it must list every payload the
+    format needs (``required``), each with a plain relative name, size and sha256; each
+    listed payload must exist with that size (and that checksum with ``verify``); and the
+    directory must hold no symbolic link, so reading it never leaves it.
 
     Parameters
     ----------
@@ -135,6 +146,8 @@ def read_manifest(directory: str | os.PathLike, fmt: str, max_version: int, *, v
         Newest format version this code reads.
     verify : bool, default=True
         Check size and sha256 of every payload listed.
+    required : iterable of str, default=()
+        Payload names the format cannot do without.
 
     Returns
     -------
@@ -147,7 +160,8 @@ def read_manifest(directory: str | os.PathLike, fmt: str, max_version: int, *, v
         If ``directory`` does not exist.
     FormatError
         If the manifest is missing or unreadable, the format is another one, the version
-        is newer than ``max_version``, or a payload is missing or fails its checksum.
+        is newer than ``max_version``, a required payload is not listed, a payload is
+        missing or fails its checksum, or the directory holds a link.
     """
     directory = Path(directory)
     wanted = _FORMAT_NAMES.get(fmt, fmt)
@@ -156,20 +170,21 @@ def read_manifest(directory: str | os.PathLike, fmt: str, max_version: int, *, v
     if not directory.is_dir():
         raise FormatError(f"{directory}: is a file, not {wanted} directory")
     path = directory / MANIFEST
-    if not path.is_file():
+    if not path.is_file() and not path.is_symlink():
         raise FormatError(f"{directory}: not {wanted} (no {MANIFEST})")
+    refuse_links(directory)
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FormatError(f"{path}: unreadable manifest ({exc})") from None
     if not isinstance(manifest, dict):
         raise FormatError(f"{path}: unreadable manifest (not a JSON object)")
     found = manifest.get("format")
     if found != fmt:
-        what = _FORMAT_NAMES.get(found, f"format '{found}'")
+        what = _FORMAT_NAMES.get(found, f"format '{found}'") if isinstance(found, str) else "not an embedspace format"
         raise FormatError(f"{directory}: this is {what}, not {wanted}")
     version = manifest.get("format_version")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise FormatError(f"{path}: invalid format_version {version!r}")
     if version > max_version:
         raise FormatError(
@@ -177,20 +192,144 @@ def read_manifest(directory: str | os.PathLike, fmt: str, max_version: int, *, v
             f"{max_version}); upgrade embedspace to read it"
         )
     files = manifest.get("files")
-    if not isinstance(files, dict):
-        raise FormatError(f"{path}: manifest lists no files")
+    if not isinstance(files, dict) or not files:
+        raise FormatError(f"{path}: the manifest lists no payload files, so nothing in {directory} can be checked")
+    for name, meta in files.items():
+        _check_payload_entry(path, name, meta)
+    missing = [name for name in required if name not in files]
+    if missing:
+        raise FormatError(f"{path}: the manifest does not list {', '.join(missing)}, which {wanted} needs")
     for name, meta in files.items():
         payload = directory / name
         if not payload.is_file():
             raise FormatError(f"{directory}: {name} is missing")
-        if payload.stat().st_size != meta.get("bytes"):
+        if payload.stat().st_size != meta["bytes"]:
             raise FormatError(
-                f"{directory}: {name} has {payload.stat().st_size} bytes, manifest says {meta.get('bytes')} "
+                f"{directory}: {name} has {payload.stat().st_size} bytes, manifest says {meta['bytes']} "
                 "(truncated or edited)"
             )
-        if verify and sha256_file(payload) != meta.get("sha256"):
+        if verify and sha256_file(payload) != meta["sha256"]:
             raise FormatError(f"{directory}: {name} fails its sha256 checksum (the file was changed or corrupted)")
     return manifest
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _check_payload_entry(path: Path, name, meta) -> None:
+    """A ``files`` entry: a plain relative name inside the directory, an exact size and a sha256."""
+    parts = Path(name).parts if isinstance(name, str) else ()
+    if (not parts or os.path.isabs(name) or ".." in parts or "\\" in name or "\x00" in name
+            or os.path.normpath(name) != name or name == MANIFEST):
+        raise FormatError(f"{path}: the manifest lists a payload outside its directory or with a bad name: {name!r}")
+    if (not isinstance(meta, dict) or not isinstance(meta.get("bytes"), int) or isinstance(meta.get("bytes"), bool)
+            or meta["bytes"] < 0 or not isinstance(meta.get("sha256"), str) or not _SHA256.match(meta["sha256"])):
+        raise FormatError(f"{path}: the manifest entry of {name!r} lacks a size or a sha256")
+
+
+def refuse_links(directory: str | os.PathLike) -> None:
+    """Raise :class:`FormatError` if anything below ``directory`` is a symbolic link.
+
+    embedspace never writes links into its directories; one found there would make a
+    reader (or a copy, such as ``index add`` makes) leave the directory.
+    """
+    directory = Path(directory)
+    for root, dirs, names in os.walk(directory):
+        for name in dirs + names:
+            full = os.path.join(root, name)
+            if os.path.islink(full):
+                raise FormatError(f"{directory}: {os.path.relpath(full, directory)} is a symbolic link; embedspace "
+                                  "directories hold no links (put the file itself there, or rebuild the directory)")
+
+
+class Snapshot:
+    """Which generation of a directory a reader started from, to tell a concurrent replacement from damage.
+
+    Writers replace a directory as a whole (a rename), so the directory's inode and its
+    manifest's inode identify one generation. A reader takes a snapshot, reads, and asks
+    :meth:`changed`: if the directory was swapped meanwhile, what it read may mix two
+    generations and must be read again; if not, any error it met is real.
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self.stamp = self._stamp()
+
+    def _stamp(self):
+        try:
+            folder = os.stat(self.directory)
+            manifest = os.stat(self.directory / MANIFEST)
+        except OSError:
+            return None
+        return folder.st_dev, folder.st_ino, manifest.st_ino, manifest.st_mtime_ns, manifest.st_size
+
+    def changed(self) -> bool:
+        """True if the directory is no longer the generation this snapshot saw."""
+        return self._stamp() != self.stamp
+
+    def busy(self) -> BusyError:
+        """The error to raise when :meth:`changed` is true."""
+        return BusyError(f"{self.directory} was replaced by another process while it was being read (busy); "
+                         "run the command again")
+
+    def check(self) -> None:
+        """Raise :class:`BusyError` if the directory changed since the snapshot."""
+        if self.changed():
+            raise self.busy()
+
+
+def read_consistently(directory: str | os.PathLike, read, *, attempts: int = 8):
+    """Call ``read(snapshot)`` until it reads one generation of ``directory`` whole.
+
+    Parameters
+    ----------
+    directory : path-like
+    read : callable
+        ``read(snapshot) -> result``; reads the directory (and may keep ``snapshot`` to
+        check later, lazy reads against).
+    attempts : int, default=8
+
+    Returns
+    -------
+    The result of ``read``.
+
+    Raises
+    ------
+    BusyError
+        If the directory was replaced during every attempt.
+    Other errors of ``read`` when the directory did not change while it ran.
+    """
+    snapshot = None
+    for attempt in range(attempts):
+        snapshot = Snapshot(directory)
+        try:
+            result = read(snapshot)
+        except (EmbedspaceError, OSError, ValueError):
+            if not snapshot.changed():
+                raise
+        else:
+            if not snapshot.changed():
+                return result
+        time.sleep(0.02 * (attempt + 1))
+    raise snapshot.busy()
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame):
+    """``frame`` with text cells that a spreadsheet would run as a formula made inert.
+
+    A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is
+    prefixed with ``'`` (the OWASP rule for CSV injection), so text taken from documents
+    (``=HYPERLINK(...)``) is shown, never evaluated. Numbers are left as they are.
+    """
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        frame[column] = [("'" + v) if isinstance(v, str) and v.startswith(_FORMULA_START) else v for v in frame[column]]
+    return frame
 
 
 class NpyAppender:

@@ -91,6 +91,8 @@ def number(kind=int, *, at_least=None, above=None, below=None, why: str = ""):
             raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
         if kind is float and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected a finite number, got '{text}'")
+        if at_least is not None and below is not None and not at_least <= value < below:
+            raise argparse.ArgumentTypeError(f"must be between {at_least} and {below - 1}{reason}, got {text}")
         if at_least is not None and not value >= at_least:
             raise argparse.ArgumentTypeError(f"must be at least {at_least}{reason}, got {text}")
         if above is not None and not value > above:

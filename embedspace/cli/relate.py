@@ -7,7 +7,7 @@ Terms may be phrases: quote them (``"ice cream"``).
 
 from __future__ import annotations
 
-from embedspace._fs import check_output_path
+from embedspace._fs import FILE, check_output_path
 from embedspace.cli._common import add_command, emit_json, positive_int, print_table, progress_of
 from embedspace.encoding import BACKENDS
 from embedspace.errors import InputError
@@ -54,7 +54,7 @@ def _space(args, *, candidates: bool):
 
 def _check_plot(args) -> None:
     if getattr(args, "plot", None):
-        check_output_path(args.plot, overwrite=args.overwrite, inputs=[args.vectors, getattr(args, "vocab", None)])
+        check_output_path(args.plot, overwrite=args.overwrite, inputs=[args.vectors, getattr(args, "vocab", None)], kind=FILE)
 
 
 def _plot_options(parser) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 from embedspace._fs import check_output_path
 from embedspace._progress import progress_bar
 from embedspace.distributed.session import quiet_ray_data, ray_session, unwrap_ray_error
+from embedspace.embeddingset import FORMAT as SET_FORMAT
 from embedspace.embeddingset import EmbeddingSetWriter
 from embedspace.encoding import EmbeddingCache, EmbedSummary, encode_texts, load_encoder
 from embedspace.sources import iter_chunks
@@ -134,7 +135,7 @@ def embed_with_ray(
     EmbedSummary
     """
 
-    check_output_path(output, overwrite=overwrite, inputs=[source])
+    check_output_path(output, overwrite=overwrite, inputs=[source], kind=SET_FORMAT)
     started = time.perf_counter()
     identity = load_encoder(model, backend=backend, batch_size=batch_size, max_tokens=max_tokens).identity  # no weights
     ray = ray_session(address)
@@ -148,7 +149,7 @@ def embed_with_ray(
         dataset = _embedding_dataset(ray, source, text_col, strict, chunk_rows, actor_options, rows_per_task,
                                      n_workers, threads)
         with EmbeddingSetWriter(output, dim=identity.dim, model=identity, dtype=dtype, overwrite=overwrite,
-                                extra=extra) as writer:
+                                extra=extra, inputs=[source]) as writer:
             n_cached = _write_batches(dataset, writer, identity.dim, progress)
     return EmbedSummary(
         path=Path(output), n=writer.rows, dim=identity.dim, n_cached=n_cached,

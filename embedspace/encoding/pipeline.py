@@ -21,6 +21,7 @@ import numpy as np
 
 from embedspace._fs import check_output_path
 from embedspace._progress import progress_bar
+from embedspace.embeddingset import FORMAT as SET_FORMAT
 from embedspace.embeddingset import EmbeddingSet, EmbeddingSetWriter
 from embedspace.encoding.cache import EmbeddingCache
 from embedspace.encoding.encoders import load_encoder
@@ -307,7 +308,7 @@ def embed_to_disk(
     EmbedSummary
     """
 
-    check_output_path(output, overwrite=overwrite, inputs=[source])
+    check_output_path(output, overwrite=overwrite, inputs=[source], kind=SET_FORMAT)
     started = time.perf_counter()
     encoder = encoder or load_encoder(model, backend=backend, batch_size=batch_size, max_tokens=max_tokens)
     store = open_cache(cache)
@@ -316,7 +317,8 @@ def embed_to_disk(
     bar = progress_bar(None, "embedding", progress=progress, unit="text")
     extra = {"source": str(source), "text_col": text_col}
     try:
-        with EmbeddingSetWriter(output, dim=encoder.dim, model=encoder.identity, dtype=dtype, overwrite=overwrite, extra=extra) as writer:
+        with EmbeddingSetWriter(output, dim=encoder.dim, model=encoder.identity, dtype=dtype, overwrite=overwrite, extra=extra,
+                                inputs=[source]) as writer:
             for chunk in iter_chunks(source, text_col=text_col, strict=strict, chunk_rows=chunk_rows, report=report):
                 vectors, cached = encode_texts(encoder, chunk["text"].tolist(), cache=store, progress=bar)
                 n_cached += cached

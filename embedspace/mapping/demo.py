@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from embedspace._fs import check_output_path
 from embedspace.encoding import embed, load_encoder
 from embedspace.errors import OutputExistsError
 from embedspace.mapping.mapper import CollectionMapper
@@ -43,28 +44,21 @@ def _check_replaceable(output: Path) -> None:
 
     The demo replaces its three sub-folders on every run; a folder of the same name that
     is not the artefact the demo writes there (someone's own ``map/``, say) is never
-    deleted.
+    deleted (the rule every writer follows: :func:`embedspace._fs.check_output_path`).
 
     Raises
     ------
     OutputExistsError
         If a sub-folder exists and is not the embedspace artefact of its name.
     """
-    import json
-
     for name, fmt in _SUBFOLDERS.items():
-        folder = output / name
-        if not (folder.exists() or folder.is_symlink()):
+        if not ((output / name).exists() or (output / name).is_symlink()):
             continue
         try:
-            found = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("format")
-        except (OSError, ValueError, AttributeError):
-            found = None
-        if found != fmt:
-            raise OutputExistsError(
-                f"'{folder}' exists and is not an embedspace demo output; the demo replaces {output}/space, index "
-                "and map, so choose another folder with -o"
-            )
+            check_output_path(output / name, overwrite=True, kind=fmt)
+        except OutputExistsError as exc:
+            raise OutputExistsError(f"{exc} (the demo replaces {output}/space, index and map: choose another folder "
+                                    "for output=)") from None
 
 
 def run_demo(output: str | Path = "embedspace-demo", *, space=None, k: int = 3, seed: int = 0,

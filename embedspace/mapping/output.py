@@ -16,7 +16,7 @@ from embedspace.mapping.mapper import MAP_COLUMNS, MAP_FORMAT, MAP_FORMAT_VERSIO
 from embedspace.mapping.page import write_map_html
 from embedspace.mapping.plotting import cluster_colors, plot_map
 from embedspace.mapping.report import write_report_html
-from embedspace.store import TableSink, jsonable, library_versions, write_manifest
+from embedspace.store import TableSink, csv_safe, jsonable, library_versions, write_manifest
 
 __all__ = ["write_map"]
 
@@ -71,7 +71,7 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
         raise InputError(f"the set is not mapped (no {', '.join(missing)}); run embedspace.map(space) first")
     if label_col is not None and label_col not in table.columns:
         raise InputError(f"no label column '{label_col}' (columns: {', '.join(map(str, table.columns))})")
-    target = check_output_path(directory, overwrite=overwrite)
+    target = check_output_path(directory, overwrite=overwrite, kind=MAP_FORMAT)
     title = title or "embedspace map"
     metrics = _metrics(mapped, label_col, mapper)
     if mapper is not None:
@@ -87,7 +87,7 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
     real = clusters[clusters["cluster"] >= 0]
     colors = dict(zip(real.sort_values("size", ascending=False, kind="stable")["cluster"].tolist(),
                       cluster_colors(len(real))))
-    with atomic_directory(target, overwrite=overwrite) as tmp:
+    with atomic_directory(target, overwrite=overwrite, kind=MAP_FORMAT) as tmp:
         documents = table.copy()
         documents.insert(0, "row", np.arange(len(documents), dtype=np.int64))
         first = ["row", *MAP_COLUMNS, "text"]
@@ -98,7 +98,7 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
             example_rows=clusters["example_rows"].map(lambda rows: " ".join(map(str, rows))),
             examples=clusters["examples"].map(lambda texts: " || ".join(" ".join(t.split())[:300] for t in texts)),
         )
-        flat.to_csv(tmp / "clusters.csv", index=False)
+        csv_safe(flat).to_csv(tmp / "clusters.csv", index=False)  # document text never runs as a formula
         labels = {int(r.cluster): r.label for r in clusters.itertuples() if r.cluster >= 0}
         plot_map(table["x"], table["y"], table["cluster"], labels, tmp / "map.png", title=title)
         caption = f"{len(table):,} documents, {metrics['n_clusters']} clusters"

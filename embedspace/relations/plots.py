@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedspace._fs import atomic_write_bytes, check_output_path
+from embedspace._fs import FILE, atomic_write_bytes, check_output_path, output_lock
 from embedspace.errors import InputError, require
 
 __all__ = ["plot_similarity_heatmap", "plot_axis"]
@@ -32,10 +32,12 @@ def _figure(width: float, height: float):
 
 
 def _save(figure, path, overwrite: bool) -> Path:
-    target = check_output_path(path, overwrite=overwrite)
+    target = check_output_path(path, overwrite=overwrite, kind=FILE)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
-    atomic_write_bytes(target, buffer.getvalue())
+    with output_lock(target):
+        check_output_path(target, overwrite=overwrite, kind=FILE)  # again: nothing else put a folder there meanwhile
+        atomic_write_bytes(target, buffer.getvalue())
     return Path(path)
 
 

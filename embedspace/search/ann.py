@@ -147,7 +147,7 @@ def choose_kind(n: int, d: int, memory_budget: int | None) -> str:
     need = estimate_bytes("ivfpq", n, d)
     raise InputError(
         f"{n} vectors of {d} dimensions need about {_human(need)} even as IVF-PQ codes, more than the "
-        f"memory budget of {_human(memory_budget)}; raise --memory-budget"
+        f"memory budget of {_human(memory_budget)}; raise memory_budget="
     )
 
 
@@ -471,3 +471,43 @@ def tune(index, kind: str, params: dict, store, queries_rows, present_rows, *, r
     params.update({"tuned_recall": round(score, 4), "recall_with_headroom": round(recall(params), 4),
                    "tuning_queries": len(queries_rows), "target_recall": target})
     return params
+
+
+def stored_vectors(index, kind: str, rows) -> np.ndarray:
+    """The vectors a FAISS index holds for ``rows`` (exact for flat, hnsw and ivf; decoded codes for ivfpq).
+
+    Used to check that an index is the index of the sets its manifest names.
+
+    Returns
+    -------
+    ndarray of shape (len(rows), d), float32
+    """
+    import faiss
+
+    rows = [int(r) for r in rows]
+    if kind == "flat":
+        return np.vstack([index.reconstruct(r) for r in rows]).astype(np.float32)
+    if kind == "hnsw":
+        inner = faiss.downcast_index(index.index)
+        ids = faiss.vector_to_array(index.id_map)
+        order = np.argsort(ids, kind="stable")
+        found = np.searchsorted(ids[order], rows)
+        if np.any(found >= len(ids)) or np.any(ids[order[np.minimum(found, len(ids) - 1)]] != rows):
+            raise ValueError("a row is missing from the HNSW graph")
+        return np.vstack([inner.reconstruct(int(p)) for p in order[found]]).astype(np.float32)
+    ivf = faiss.extract_index_ivf(index)
+    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+    try:
+        return np.vstack([ivf.reconstruct(r) for r in rows]).astype(np.float32)
+    finally:
+        ivf.set_direct_map_type(faiss.DirectMap.NoMap)
+
+
+def as_stored(index, kind: str, vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` as the index would hold them: unchanged, or encoded and decoded for ivfpq."""
+    if kind != "ivfpq":
+        return vectors
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    return ivf.sa_decode(ivf.sa_encode(np.ascontiguousarray(vectors, dtype=np.float32)))

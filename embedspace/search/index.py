@@ -32,17 +32,17 @@ from pathlib import Path
 
 import numpy as np
 
-from embedspace._fs import atomic_directory, check_output_path, sha256_file
+from embedspace._fs import atomic_directory, check_output_path, output_lock, sha256_file
 from embedspace.embeddingset import ModelIdentity
 from embedspace.encoding import load_encoder
 from embedspace.errors import FormatError, InputError, ModelMismatchError
 from embedspace.search import ann
 from embedspace.search.filters import Filter
 from embedspace.search.lexical import FUSION_DEPTH, BM25Index, reciprocal_rank_fusion
-from embedspace.search.set_sources import SetSource, VectorRows, open_entry, verify_payloads
-from embedspace.store import library_versions, read_manifest, write_manifest
+from embedspace.search.set_sources import SetSource, VectorRows, combine_tables, open_entry, verify_payloads
+from embedspace.store import library_versions, read_consistently, read_manifest, refuse_links, write_manifest
 
-__all__ = ["Index", "build_index", "load_index", "FORMAT", "FORMAT_VERSION", "KINDS", "MODES"]
+__all__ = ["Index", "add_to_index", "build_index", "load_index", "FORMAT", "FORMAT_VERSION", "KINDS", "MODES"]
 
 FORMAT = "embedspace.index"
 FORMAT_VERSION = 1
@@ -76,7 +76,8 @@ class Index:
     """
 
     def __init__(self, faiss_index, *, kind: str, params: dict, model, normalize: bool, sources: list[SetSource],
-                 lexical_settings: dict | None = None, lexical=None, path: Path | None = None, info: dict | None = None):
+                 lexical_settings: dict | None = None, lexical=None, path: Path | None = None, info: dict | None = None,
+                 snapshot=None):
         self._faiss = faiss_index
         self.kind = kind
         self.params = params
@@ -90,6 +91,7 @@ class Index:
         self._rows = VectorRows(sources, normalize)
         self._arrow = None
         self._encoder = None
+        self._snapshot = snapshot  # the generation of `path` this index was read from
 
     # -- description
     @property
@@ -119,8 +121,7 @@ class Index:
         if self._arrow is None:
             import pyarrow as pa
 
-            tables = [source.table() for source in self._sources]
-            self._arrow = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+            self._arrow = _combined(self._sources)
         return self._arrow
 
     # -- search
@@ -278,12 +279,20 @@ class Index:
     def _lexical_index(self):
         if self._lexical is None:
             if not self._lexical_settings:
-                raise InputError("this index was built without BM25 (--no-bm25); rebuild it to use --mode bm25 or hybrid")
+                raise InputError("this index was built without BM25 (lexical=False); rebuild it to use mode='bm25' or 'hybrid'")
 
             if self.path is None:
                 raise InputError("BM25 data is missing from this in-memory index")
-            verify_payloads(self.path, prefix="bm25/")
-            self._lexical = BM25Index.load(self.path / "bm25")
+            try:
+                verify_payloads(self.path, prefix="bm25/")
+                lexical = BM25Index.load(self.path / "bm25")
+            except (FormatError, OSError, ValueError) as exc:
+                if self._snapshot is not None and self._snapshot.changed():
+                    raise self._snapshot.busy() from exc
+                raise
+            if self._snapshot is not None:
+                self._snapshot.check()  # the BM25 files read belong to the index that was loaded
+            self._lexical = lexical
         return self._lexical
 
     def _records(self, queries, scores, rows) -> list[dict]:
@@ -313,11 +322,20 @@ class Index:
             If ``space`` was embedded by another model or has another dimension.
         """
         source = SetSource.of(space)
-        _check_same_space(self.model, self.d, source.model, source.d, what=str(space) if isinstance(space, (str, os.PathLike)) else "the new set")
+        what = str(space) if isinstance(space, (str, os.PathLike)) else "the new set"
+        _check_same_space(self.model, self.d, source.model, source.d, what=what)
+        if source.path is not None and self.path is not None and not source.embedded:
+            inside = Path(os.path.realpath(source.path))
+            if Path(os.path.realpath(self.path)) in inside.parents:
+                raise InputError(f"{what} is stored inside the index {self.path}, which is rewritten as a whole when it "
+                                 "changes; move the set out of the index folder first")
+        # validate before anything changes: every column must keep one type across the sets
+        combined = _combined(self._sources + [source], names=[str(s.path or f"set {i + 1}") for i, s in
+                                                              enumerate(self._sources)] + [what])
         start = self.n
         self._sources.append(source)
         self._rows = VectorRows(self._sources, self.normalize)
-        self._arrow = None
+        self._arrow = combined
         self.params = ann.extend(self._faiss, self.kind, self.params, self._rows, start, progress=progress,
                                   random_state=self.info.get("random_state", 0))
         if self._lexical_settings:
@@ -335,8 +353,9 @@ class Index:
         """
         import faiss
 
-        target = check_output_path(path, overwrite=overwrite)
-        with atomic_directory(target, overwrite=overwrite) as tmp:
+        inputs = [source.path for source in self._sources if source.path is not None and not source.embedded]
+        target = check_output_path(path, overwrite=overwrite, kind=FORMAT, inputs=inputs)
+        with atomic_directory(target, overwrite=overwrite, kind=FORMAT, inputs=inputs) as tmp:
             try:
                 faiss.write_index(self._faiss, str(tmp / "index.faiss"))
             except RuntimeError as exc:  # FAISS reports a failed write (a full disk) as RuntimeError
@@ -364,7 +383,11 @@ class Index:
             if source.space is not None:
                 source.space.save(tmp / inner)
             else:
-                shutil.copytree(source.path, tmp / inner)
+                refuse_links(source.path)  # a copy never takes what a link points to
+                shutil.copytree(source.path, tmp / inner, symlinks=True)
+                if sha256_file(tmp / inner / "manifest.json") != source.manifest_sha256:
+                    raise (source.snapshot.busy() if source.snapshot is not None else
+                           FormatError(f"{source.path}: the set changed while the index was being saved"))
             sha = sha256_file(tmp / inner / "manifest.json")
             return {"path": str(inner), "embedded": True, "manifest_sha256": sha, "n": source.n}
         return {
@@ -484,16 +507,65 @@ def build_index(space, kind: str = "auto", memory_budget=None, progress=None, ra
 def load_index(path: str | os.PathLike) -> Index:
     """Read an index directory written by :meth:`Index.save`.
 
+    The manifest, ``index.faiss`` and the sets are read as one generation: if another
+    process replaces the index meanwhile, it is read again.
+
     Raises
     ------
     FormatError
         Not an index (e.g. an EmbeddingSet directory), a newer format, a corrupted or
-        edited file, or a missing or changed EmbeddingSet.
+        edited file, a missing or changed EmbeddingSet, or sets that do not hold the
+        vectors ``index.faiss`` holds.
+    BusyError
+        If the index kept being replaced while it was read.
     """
+    directory = Path(path).expanduser().absolute()
+    return read_consistently(directory, lambda snapshot: _load_index(directory, snapshot))
+
+
+def add_to_index(path: str | os.PathLike, space, *, progress=None) -> Index:
+    """Append the rows of a set to a saved index, in place, as one locked read-modify-write.
+
+    The index directory's lock is held from reading the index to writing it back, so two
+    processes adding sets to one index take turns and neither addition is lost; readers
+    keep seeing the old index, whole, until the new one replaces it.
+
+    Parameters
+    ----------
+    path : path-like
+        The index directory.
+    space : EmbeddingSet or path-like
+        The set to add (same model); a set stored inside the index folder is refused.
+    progress : bool or None
+
+    Returns
+    -------
+    Index
+        The index as written.
+
+    Raises
+    ------
+    InputError
+        A set inside the index folder, or metadata columns whose types cannot be reconciled
+        (checked before anything is written).
+    ModelMismatchError
+        A set of another model or dimension.
+    """
+    with output_lock(path):
+        index = load_index(path)
+        index.add(space, progress=progress)
+        index.save(path, overwrite=True)
+    return index
+
+
+_FAISS_TYPES = {"flat": ("IndexFlatIP",), "hnsw": ("IndexIDMap",), "ivf": ("IndexIVFFlat",), "ivfpq": ("IndexIVFPQ",)}
+_CHECKED_ROWS = 8  # rows per set compared with what index.faiss holds
+
+
+def _load_index(directory: Path, snapshot) -> Index:
     import faiss
 
-    directory = Path(path).expanduser().absolute()
-    manifest = read_manifest(directory, FORMAT, FORMAT_VERSION, verify=False)  # sizes now, sha256 below
+    manifest = read_manifest(directory, FORMAT, FORMAT_VERSION, verify=False, required=("index.faiss",))  # sha256 below
     verify_payloads(directory, prefix="index.faiss", manifest=manifest)
     try:
         kind, n, d = manifest["kind"], int(manifest["n"]), int(manifest["d"])
@@ -503,17 +575,69 @@ def load_index(path: str | os.PathLike) -> Index:
         raise FormatError(f"{directory}: index manifest lacks a field ({exc})") from None
     if kind not in ann.KINDS:
         raise FormatError(f"{directory}: unknown index kind '{kind}' (written by a newer embedspace?)")
+    if not entries:
+        raise FormatError(f"{directory}: the manifest names no EmbeddingSet to read texts from")
+    if manifest.get("lexical") and "bm25/settings.json" not in manifest["files"]:
+        raise FormatError(f"{directory}: the manifest promises a BM25 index but does not list bm25/settings.json")
     try:
         faiss_index = faiss.read_index(str(directory / "index.faiss"))
     except RuntimeError as exc:
         raise FormatError(f"{directory}: index.faiss is not a readable FAISS index ({str(exc).splitlines()[0]})") from None
+    found = type(faiss.downcast_index(faiss_index)).__name__  # a view of the same object: faiss_index keeps owning it
+    if found not in _FAISS_TYPES[kind] or faiss_index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise FormatError(f"{directory}: index.faiss is a {found}, not the {kind} index its manifest says")
     if faiss_index.ntotal != n or faiss_index.d != d:
         raise FormatError(f"{directory}: index.faiss holds {faiss_index.ntotal} x {faiss_index.d} vectors, the manifest says {n} x {d}")
-    sources = [open_entry(directory, entry) for entry in entries]
+    sources = [open_entry(directory, entry, snapshot) for entry in entries]
     if sum(s.n for s in sources) != n:
         raise FormatError(f"{directory}: its EmbeddingSets hold {sum(s.n for s in sources)} rows, the index {n}")
     model = ModelIdentity.from_dict(manifest.get("model"))
     for source in sources:
         _check_same_space(model, d, source.model, source.d, what=f"the EmbeddingSet {source.path}")
-    return Index(faiss_index, kind=kind, params=params, model=model, normalize=bool(manifest.get("normalize")),
-                 sources=sources, lexical_settings=manifest.get("lexical"), path=directory, info=manifest.get("build"))
+    normalize = bool(manifest.get("normalize"))
+    _check_sources_hold_the_vectors(directory, faiss_index, kind, sources, normalize)
+    return Index(faiss_index, kind=kind, params=params, model=model, normalize=normalize,
+                 sources=sources, lexical_settings=manifest.get("lexical"), path=directory, info=manifest.get("build"),
+                 snapshot=snapshot)
+
+
+def _check_sources_hold_the_vectors(directory: Path, faiss_index, kind: str, sources, normalize: bool) -> None:
+    """Compare a few rows of each set with what ``index.faiss`` holds for them.
+
+    The manifest's ``sources`` say where texts and metadata come from; if they named
+    another set (edited, or a set replaced by one of the same size and model), searches
+    would return the texts of other rows beside the vectors. The first, the last and a few
+    seeded rows of each set must be the vectors the index holds (for ``ivfpq``, the rows
+    encoded and decoded must give the decoded codes the index holds).
+    """
+    rows = VectorRows(sources, normalize)
+    rng = np.random.default_rng(0)
+    checked = []
+    for i, source in enumerate(sources):
+        lo = int(rows.offsets[i])
+        picks = {lo, lo + source.n - 1, *rng.integers(lo, lo + source.n, size=min(source.n, _CHECKED_ROWS - 2)).tolist()}
+        checked += sorted(picks)
+    checked = np.array(sorted(set(checked)), dtype=np.int64)
+    try:
+        held = ann.stored_vectors(faiss_index, kind, checked)
+        wanted = np.vstack([sources[i].peek(checked[(checked >= rows.offsets[i]) & (checked < rows.offsets[i + 1])]
+                                            - rows.offsets[i]) for i in range(len(sources))]).astype(np.float32)
+        if normalize:
+            wanted = wanted / np.maximum(np.linalg.norm(wanted, axis=1, keepdims=True), 1e-12)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise FormatError(f"{directory}: index.faiss does not hold the rows its sets have ({str(exc).splitlines()[0]})") from None
+    agree = np.max(np.abs(held - ann.as_stored(faiss_index, kind, wanted)), axis=1) <= 1e-4
+    if not agree.all():
+        row = int(checked[np.flatnonzero(~agree)[0]])
+        source = sources[int(np.searchsorted(rows.offsets, row, side="right") - 1)]
+        raise FormatError(
+            f"{directory}: index.faiss does not hold the vectors of {source.path} (row {row} differs); the manifest's "
+            f"sources were edited or the set was replaced. Rebuild the index: embedspace index SET -o {directory} --overwrite"
+        )
+
+
+def _combined(sources, names=None):
+    """The sources' tables as one pyarrow Table (see :func:`embedspace.search.set_sources.combine_tables`)."""
+    tables = [source.table() for source in sources]
+    names = names or [str(source.path or f"set {i + 1}") for i, source in enumerate(sources)]
+    return combine_tables(tables, names)

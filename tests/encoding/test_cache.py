@@ -59,13 +59,19 @@ def test_a_version_1_cache_is_migrated_and_keeps_its_vectors(tmp_path):
     assert "vectors_v1" not in tables
 
 
-def test_a_cache_from_a_newer_embedspace_is_refused(tmp_path):
+def test_a_cache_from_a_newer_embedspace_is_left_alone_and_not_used(tmp_path, caplog):
     path = tmp_path / "embeddings.sqlite"
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
         conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
-    with pytest.raises(InputError, match="upgrade"):
-        EmbeddingCache(path).get(IDENTITY, ["x"])
+    cache = EmbeddingCache(path)
+    found, _ = cache.get(IDENTITY, ["x"])  # the command goes on, without the cache (issue 30: it never traps)
+    cache.put(IDENTITY, ["x"], np.ones((1, 384), dtype=np.float32))
+    cache.close()
+    assert not found.any() and "upgrade" in caplog.text
+    with sqlite3.connect(path) as conn:  # its content as it was: nothing migrated, nothing written
+        assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == [("meta",)]
+        assert conn.execute("SELECT value FROM meta").fetchall() == [("99",)]
 
 
 _OPEN_AT = """

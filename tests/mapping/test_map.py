@@ -237,7 +237,7 @@ def test_demo_never_replaces_a_folder_it_did_not_write(small_space, tmp_path):
 
     (tmp_path / "demo" / "map").mkdir(parents=True)
     (tmp_path / "demo" / "map" / "mine.txt").write_text("my own map")
-    with pytest.raises(OutputExistsError, match="not an embedspace demo output"):
+    with pytest.raises(OutputExistsError, match="not an embedspace result"):
         run_demo(tmp_path / "demo", space=small_space)
     assert (tmp_path / "demo" / "map" / "mine.txt").read_text() == "my own map"
     assert not (tmp_path / "demo" / "space").exists()
