@@ -22,7 +22,7 @@ import torch
 
 from embedspace._progress import progress_bar
 from embedspace.errors import InputError
-from embedspace.vae.model import gaussian_kl, log_normal
+from embedspace.vae.model import gaussian_kl, log_normal, make_batch
 
 __all__ = ["evaluate", "mutual_information", "active_units"]
 
@@ -84,10 +84,6 @@ def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, se
     dict with keys nll, elbo, kl, ppl, active_units, mi, bleu (None for a language
     model), n (sentences), tokens (with end tokens), samples.
     """
-    import sacrebleu
-
-    from embedspace.vae.model import make_batch
-
     if int(samples) < 1:
         raise InputError(f"samples must be at least 1, got {samples}")
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
@@ -95,27 +91,74 @@ def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, se
         raise InputError("no sentences to evaluate")
     if refine:
         vae._need_embedding_encoder("refine=")
-    model = vae.model.eval()
+    vae.model.eval()
     config = vae.config
     generator = torch.Generator().manual_seed(seed)
     ids = [vae.vocab.encode(t) for t in texts]
+    k = int(samples) if config.has_latent else 1
+    scores = _importance_scores(vae, texts, ids, k=k, generator=generator, rows_per_pass=rows_per_pass,
+                                progress=progress)
+    n, tokens = len(texts), int(sum(len(x) + 1 for x in ids))
+    nll, rec, kl, mus, logvars = scores
+    result = {
+        "nll": float(nll.mean()),
+        "elbo": float((rec + kl).mean()),
+        "kl": float(kl.mean()),
+        "ppl": float(math.exp(nll.sum() / tokens)),
+        "active_units": active_units(mus) if config.has_latent else 0,
+        "mi": mutual_information(torch.from_numpy(mus), torch.from_numpy(logvars), generator=generator) if config.has_latent else 0.0,
+        "bleu": None,
+        "n": n,
+        "tokens": tokens,
+        "samples": k,
+    }
+    references = [vae.vocab.normalize(t) for t in texts]
+    if config.has_latent:
+        hypotheses = []
+        for start in range(0, n, 256):
+            hypotheses += vae.decode(mus[start:start + 256])
+        result["bleu"] = _corpus_bleu(hypotheses, references)
+    if refine:
+        from embedspace.vae.refine import refine_decode
+
+        refined, cosines = refine_decode(vae, vae.sentence_vectors(texts), rounds=int(refine), restarts=restarts,
+                                         progress=progress)
+        result.update(bleu_refined=_corpus_bleu(refined, references), cosine_refined=float(cosines.mean()),
+                      refine_rounds=int(refine), refine_restarts=int(restarts))
+    return result
+
+
+def _corpus_bleu(hypotheses: list[str], references: list[str]) -> float:
+    import sacrebleu
+
+    return float(sacrebleu.corpus_bleu(hypotheses, [references]).score)
+
+
+def _importance_scores(vae, texts, ids, *, k: int, generator, rows_per_pass: int, progress):
+    """Per-sentence importance-sampled NLL, reconstruction term and KL, with the posteriors.
+
+    Sentences go through in passes of about ``rows_per_pass`` decoder rows (sentences x
+    ``k`` samples), shortest first so that padding stays small.
+
+    Returns
+    -------
+    nll, rec, kl : ndarray of shape (n,)
+    mus, logvars : ndarray of shape (n, latent_dim), float32 (latent_dim 0 for a language model)
+    """
+    model, config = vae.model, vae.config
+    n = len(texts)
     vectors = vae.sentence_vectors(texts) if config.encoder == "embedding" else None
     order = np.argsort([len(x) for x in ids], kind="stable")
-    n = len(texts)
-    nll = np.zeros(n)
-    rec = np.zeros(n)
-    kl = np.zeros(n)
+    nll, rec, kl = np.zeros(n), np.zeros(n), np.zeros(n)
     mus = np.zeros((n, config.latent_dim if config.has_latent else 0), dtype=np.float32)
     logvars = np.zeros_like(mus)
-    k = int(samples) if config.has_latent else 1
     per_pass = max(1, rows_per_pass // k)
     bar = progress_bar(n, "evaluating", progress=progress, unit="sent")
     for start in range(0, n, per_pass):
         rows = order[start:start + per_pass]
         batch = make_batch([ids[i] for i in rows], None if vectors is None else vectors[rows])
         if not config.has_latent:
-            log_px = model.log_likelihood(None, batch)
-            nll[rows] = rec[rows] = -log_px.numpy()
+            nll[rows] = rec[rows] = -model.log_likelihood(None, batch).numpy()
         else:
             mu, logvar = model.encode(batch)  # (b, L)
             mus[rows], logvars[rows] = mu.numpy(), logvar.numpy()
@@ -130,31 +173,4 @@ def evaluate(vae, texts, *, samples: int = 500, progress: bool | None = None, se
             rec[rows] = -log_px_z.mean(dim=1).numpy()
         bar.update(len(rows))
     bar.close()
-    tokens = int(sum(len(x) + 1 for x in ids))
-    result = {
-        "nll": float(nll.mean()),
-        "elbo": float((rec + kl).mean()),
-        "kl": float(kl.mean()),
-        "ppl": float(math.exp(nll.sum() / tokens)),
-        "active_units": active_units(mus) if config.has_latent else 0,
-        "mi": mutual_information(torch.from_numpy(mus), torch.from_numpy(logvars), generator=generator) if config.has_latent else 0.0,
-        "bleu": None,
-        "n": n,
-        "tokens": tokens,
-        "samples": k,
-    }
-    if config.has_latent:
-        hypotheses = []
-        for start in range(0, n, 256):
-            chunk = mus[start:start + 256]
-            hypotheses += vae.decode(chunk)
-        references = [vae.vocab.normalize(t) for t in texts]
-        result["bleu"] = float(sacrebleu.corpus_bleu(hypotheses, [references]).score)
-    if refine:
-        from embedspace.vae.refine import refine_decode
-
-        refined, cosines = refine_decode(vae, vae.sentence_vectors(texts), rounds=int(refine), restarts=restarts,
-                                         progress=progress)
-        result.update(bleu_refined=float(sacrebleu.corpus_bleu(refined, [references]).score),
-                      cosine_refined=float(cosines.mean()), refine_rounds=int(refine), refine_restarts=int(restarts))
-    return result
+    return nll, rec, kl, mus, logvars

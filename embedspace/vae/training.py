@@ -25,6 +25,7 @@ import math
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -219,7 +220,9 @@ def train(
         if train_config.threads:
             torch.set_num_threads(train_config.threads)
         try:
-            return _train(corpus, valid, output, work, config, train_config, overrides, text_col, sentence_encoder, overwrite, resume, progress, stop)
+            return _train(corpus, valid, output=output, work=work, config=config, train_config=train_config,
+                          overrides=overrides, text_col=text_col, sentence_encoder=sentence_encoder, overwrite=overwrite,
+                          resume=resume, progress=progress, stop=stop)
         except BaseException:
             # A failed run keeps its checkpoint for --resume; a work folder still empty would
             # only make the next run ask for --resume or --overwrite.
@@ -230,7 +233,78 @@ def train(
             torch.set_num_threads(threads_before)
 
 
-def _train(corpus, valid, output, work, config, train_config, overrides, text_col, sentence_encoder, overwrite, resume, progress, stop):
+@dataclass
+class _Run:
+    """What the stages of one training run share: the data, the model and its optimiser, the position reached."""
+
+    config: VAEConfig
+    train_config: TrainConfig
+    vocab: Vocabulary
+    train_ids: list
+    valid_ids: list
+    train_vectors: np.ndarray | None
+    valid_vectors: np.ndarray | None
+    model: SentenceVAE
+    optimizer: torch.optim.Optimizer
+    average: WeightAverage | None
+    best: TextVAE
+    state: dict
+    work: Path | None
+
+
+class _Budget:
+    """The time budget of a run, counted over all sessions of a resumed run (validation included),
+    on the wall clock or on this process's CPU clock (``TrainConfig.clock``)."""
+
+    def __init__(self, train_config: TrainConfig, state: dict):
+        self.clock = time.process_time if train_config.clock == "cpu" else time.monotonic
+        self.prior = state["seconds"]
+        self.prior_wall, self.prior_cpu = state.get("wall_seconds", 0.0), state.get("cpu_seconds", 0.0)
+        self.started = self.clock()
+        self.wall_started, self.cpu_started = time.monotonic(), time.process_time()
+        self.seconds = 60.0 * train_config.max_minutes if train_config.max_minutes else math.inf
+
+    def used(self) -> float:
+        """Seconds of the budget used so far."""
+        return self.prior + self.clock() - self.started
+
+    def share_used(self) -> float:
+        return self.used() / self.seconds
+
+    def spent(self) -> bool:
+        return self.used() > self.seconds
+
+    def record(self, state: dict) -> None:
+        """Write the time used, on the budget's clock, the wall clock and the CPU clock, into ``state``."""
+        state["seconds"] = self.used()
+        state["wall_seconds"] = self.prior_wall + time.monotonic() - self.wall_started
+        state["cpu_seconds"] = self.prior_cpu + time.process_time() - self.cpu_started
+
+
+def _train(corpus, valid, *, output, work, config, train_config, overrides, text_col, sentence_encoder, overwrite,
+           resume, progress, stop):
+    """The stages of a run: the texts, the model (new or resumed), epochs, then the best model saved."""
+    train_texts, valid_texts = _split_texts(corpus, valid, text_col, config, train_config)
+    checkpoint = _load_checkpoint(work) if (resume and work is not None and (work / _CHECKPOINT).exists()) else None
+    run = _prepare(train_texts, valid_texts, config, train_config, overrides, checkpoint, sentence_encoder, work,
+                   progress)
+    budget = _Budget(run.train_config, run.state)
+    stopped = None
+    while run.state["epoch"] < run.train_config.epochs and not stopped:
+        epoch = run.state["epoch"]
+        stopped, running, n_batches = _train_epoch(run, budget, progress, stop)
+        _end_epoch(run, budget, epoch, stopped, running, n_batches)
+    if stopped:
+        log.info("stopped after %.1f %s minutes (%s); keeping the best model", run.state["seconds"] / 60.0,
+                 run.train_config.clock, stopped)
+    if output is not None:
+        run.best.save(output, overwrite=overwrite)
+        shutil.rmtree(work, ignore_errors=True)
+    return run.best
+
+
+def _split_texts(corpus, valid, text_col: str, config: VAEConfig, train_config: TrainConfig):
+    """Training and validation sentences: ``valid`` if given, else a seeded held-out share; too long ones dropped."""
     texts = _texts_of(corpus, text_col)
     if valid is not None:
         valid_texts = _texts_of(valid, text_col)
@@ -242,27 +316,27 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
         valid_texts = [texts[i] for i in order[:n_valid]]
         train_texts = [texts[i] for i in order[n_valid:]] or texts
         valid_texts = valid_texts or train_texts[:1]
-
     train_texts = _short_enough(train_texts, config, config.max_length, "training corpus")
     valid_texts = _short_enough(valid_texts, config, config.max_length * 4, "validation set")
-    checkpoint = _load_checkpoint(work) if (resume and work is not None and (work / _CHECKPOINT).exists()) else None
+    return train_texts, valid_texts
+
+
+def _prepare(train_texts, valid_texts, config, train_config, overrides, checkpoint, sentence_encoder, work,
+             progress) -> _Run:
+    """Vocabulary, token ids, sentence vectors, model, optimiser and position: new, or as a checkpoint left them."""
     if checkpoint is not None:
         vocab = Vocabulary.from_json(checkpoint["vocab"])
         config = VAEConfig.from_dict(_json(checkpoint["config"]))
-        saved_train = TrainConfig.from_dict(_json(checkpoint["train_config"]))
-        train_config = saved_train.replace(**overrides)
+        train_config = TrainConfig.from_dict(_json(checkpoint["train_config"])).replace(**overrides)
     else:
-        vocab = Vocabulary.build(
-            train_texts, min_count=config.min_count, max_size=config.max_vocab, tokenizer=config.tokenizer, lowercase=config.lowercase
-        )
-        config = config.replace(vocab_size=len(vocab), softmax_cutoffs=config.softmax_cutoffs or default_cutoffs(len(vocab)))
-    train_ids = [vocab.encode(t) for t in train_texts]
-    valid_ids = [vocab.encode(t) for t in valid_texts]
-
+        vocab = Vocabulary.build(train_texts, min_count=config.min_count, max_size=config.max_vocab,
+                                 tokenizer=config.tokenizer, lowercase=config.lowercase)
+        config = config.replace(vocab_size=len(vocab),
+                                softmax_cutoffs=config.softmax_cutoffs or default_cutoffs(len(vocab)))
     train_vectors = valid_vectors = None
     if config.encoder == "embedding":
-        train_vectors, valid_vectors, config = _sentence_vectors(config, sentence_encoder, train_texts, valid_texts, progress)
-
+        train_vectors, valid_vectors, config = _sentence_vectors(config, sentence_encoder, train_texts, valid_texts,
+                                                                 progress)
     torch.manual_seed(train_config.seed)
     model = SentenceVAE(config)
     if checkpoint is None and train_config.embedding_init == "sentence-model":
@@ -273,7 +347,8 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         state.update(_json(checkpoint["state"]))
-        log.info("resuming at epoch %d, batch %d (best validation objective %.2f)", state["epoch"] + 1, state["batch"], state["best"])
+        log.info("resuming at epoch %d, batch %d (best validation objective %.2f)", state["epoch"] + 1, state["batch"],
+                 state["best"])
     average = WeightAverage(model, train_config.average_decay, state["step"]) if train_config.average_decay > 0 else None
     if average is not None and checkpoint is not None and "average" in checkpoint:
         average.model.load_state_dict(checkpoint["average"])
@@ -287,50 +362,31 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
     if work is not None:
         work.mkdir(exist_ok=True)
         remove_stale_temporaries(work, ours_only_here=True)  # checkpoints half-written by a killed run
+    return _Run(config, train_config, vocab, [vocab.encode(t) for t in train_texts],
+                [vocab.encode(t) for t in valid_texts], train_vectors, valid_vectors, model, optimizer, average, best,
+                state, work)
 
-    lengths = [len(x) for x in train_ids]
-    steps_per_epoch = math.ceil(len(train_ids) / train_config.batch_size)
-    steps_per_cycle = train_config.kl_cycle_epochs * steps_per_epoch
-    # The time budget counts all sessions of a resumed run (validation included), on the
-    # wall clock or on this process's CPU clock.
-    clock = time.process_time if train_config.clock == "cpu" else time.monotonic
-    prior_seconds = state["seconds"]
-    started = clock()
-    wall_started, cpu_started = time.monotonic(), time.process_time()
-    prior_wall, prior_cpu = state.get("wall_seconds", 0.0), state.get("cpu_seconds", 0.0)
-    budget = 60.0 * train_config.max_minutes if train_config.max_minutes else math.inf
-    deadline = started + budget - prior_seconds
-    out_of_time = False
-    while state["epoch"] < train_config.epochs and not out_of_time:
-        epoch = state["epoch"]
-        batches = length_buckets(lengths, train_config.batch_size, np.random.default_rng([train_config.seed, epoch]))
-        bar = progress_bar(len(batches), f"epoch {epoch + 1}/{train_config.epochs}", progress=progress, unit="batch")
+
+def _train_epoch(run: _Run, budget: _Budget, progress, stop):
+    """Steps through the current epoch from the batch reached; return (why it stopped early or None, running sums, batches)."""
+    config, train_config, state = run.config, run.train_config, run.state
+    epoch = state["epoch"]
+    lengths = [len(x) for x in run.train_ids]
+    steps_per_cycle = train_config.kl_cycle_epochs * math.ceil(len(run.train_ids) / train_config.batch_size)
+    batches = length_buckets(lengths, train_config.batch_size, np.random.default_rng([train_config.seed, epoch]))
+    running = {"nll": 0.0, "kl": 0.0, "n": 0}
+    stopped = None
+    run.model.train()
+    with progress_bar(len(batches), f"epoch {epoch + 1}/{train_config.epochs}", progress=progress, unit="batch") as bar:
         bar.update(state["batch"])
-        running = {"nll": 0.0, "kl": 0.0, "n": 0}
-        model.train()
         for index in range(state["batch"], len(batches)):
             rows = batches[index]
-            batch = make_batch([train_ids[i] for i in rows], None if train_vectors is None else train_vectors[rows])
             done = (epoch + index / len(batches)) / train_config.epochs
             if train_config.max_minutes:
-                done = max(done, (prior_seconds + clock() - started) / budget)
+                done = max(done, budget.share_used())
             final, lr_scale = training_phase(min(1.0, done), train_config.final_phase)
-            for group in optimizer.param_groups:
-                group["lr"] = train_config.learning_rate * lr_scale
             beta = 1.0 if final else kl_weight(state["step"], steps_per_cycle, train_config.kl_ramp)
-            beta = beta if config.has_latent else 0.0
-            terms = model(batch, word_dropout=train_config.word_dropout, weight_drop=train_config.weight_drop)
-            kl_per_dim = terms["kl"].mean(0)  # (L,)
-            kl_term = torch.clamp(kl_per_dim, min=train_config.free_bits).sum() if config.has_latent else 0.0
-            loss = terms["rec"].mean() + beta * kl_term
-            if "bow" in terms:
-                loss = loss + config.bow_weight * terms["bow"].mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train_config.clip_grad)
-            optimizer.step()
-            if average is not None:
-                average.update(model)
+            terms = _step(run, rows, lr_scale, beta if config.has_latent else 0.0)
             state["step"] += 1
             state["batch"] = index + 1
             running["nll"] += float(terms["rec"].detach().sum())
@@ -338,63 +394,81 @@ def _train(corpus, valid, output, work, config, train_config, overrides, text_co
             running["n"] += len(rows)
             if state["step"] % 100 == 0:
                 log.debug("step %d (%.1f %s min): running nll %.2f kl %.2f beta %.2f lr x%.2f", state["step"],
-                          (prior_seconds + clock() - started) / 60.0, train_config.clock, running["nll"] / running["n"],
+                          budget.used() / 60.0, train_config.clock, running["nll"] / running["n"],
                           running["kl"] / running["n"], beta, lr_scale)
             bar.update(1)
-            bar.set_postfix(nll=f"{running['nll'] / running['n']:.2f}", kl=f"{running['kl'] / running['n']:.2f}", beta=f"{beta:.2f}", lr=f"{lr_scale:.2f}")
-            if clock() > deadline:
-                out_of_time = "max_minutes ran out"
+            bar.set_postfix(nll=f"{running['nll'] / running['n']:.2f}", kl=f"{running['kl'] / running['n']:.2f}",
+                            beta=f"{beta:.2f}", lr=f"{lr_scale:.2f}")
+            if budget.spent():
+                stopped = "max_minutes ran out"
+            elif stop is not None and stop():
+                stopped = "stop() asked for it"
+            if stopped:
                 break
-            if stop is not None and stop():
-                out_of_time = "stop() asked for it"
-                break
-        bar.close()
-        if not out_of_time:
-            state["epoch"] += 1
-            state["batch"] = 0
-        state["seconds"] = prior_seconds + clock() - started
-        state["wall_seconds"] = prior_wall + time.monotonic() - wall_started
-        state["cpu_seconds"] = prior_cpu + time.process_time() - cpu_started
-        free_bits = train_config.free_bits if config.has_latent else 0.0
-        scored = model if average is None else average.model
-        figures = _validate(scored, valid_ids, valid_vectors, train_config.batch_size * 4, free_bits)
-        record = {
-            "epoch": epoch + 1 if not out_of_time else round(epoch + state["batch"] / len(batches), 3),
-            "step": state["step"],
-            "train_nll": running["nll"] / max(1, running["n"]),
-            "train_kl": running["kl"] / max(1, running["n"]),
-            "valid_elbo": figures["elbo"],
-            "valid_rec": figures["rec"],
-            "valid_kl": figures["kl"],
-            "valid_objective": figures["objective"],
-            "minutes": round(state["wall_seconds"] / 60.0, 2),
-            "cpu_minutes": round(state["cpu_seconds"] / 60.0, 2),
-        }
-        if average is not None:  # what the averaging buys, in the log and the history
-            record["valid_elbo_unaveraged"] = _validate(model, valid_ids, valid_vectors, train_config.batch_size * 4)["elbo"]
-        state["history"].append(record)
-        improved = figures["objective"] < state["best"]
-        log.info(
-            "epoch %s: train nll %.2f kl %.2f | valid -elbo %.2f (rec %.2f + kl %.2f)%s [%.1f min, %.1f CPU min]",
-            record["epoch"], record["train_nll"], record["train_kl"], figures["elbo"], figures["rec"], figures["kl"],
-            " best" if improved else "", record["minutes"], record["cpu_minutes"],
-        )
-        if average is not None:
-            log.info("  (the weights before averaging: valid -elbo %.2f)", record["valid_elbo_unaveraged"])
-        if improved:
-            state["best"] = figures["objective"]
-            best = TextVAE(_copy(scored), vocab, train_config=train_config, history=state["history"])
-            if work is not None:
-                _replace_dir(work / _BEST, best)
-        best.history = list(state["history"])
-        if work is not None:
-            _save_checkpoint(work, model, optimizer, vocab, config, train_config, state, average)
-    if out_of_time:
-        log.info("stopped after %.1f %s minutes (%s); keeping the best model", state["seconds"] / 60.0, train_config.clock, out_of_time)
-    if output is not None:
-        best.save(output, overwrite=overwrite)
-        shutil.rmtree(work, ignore_errors=True)
-    return best
+    return stopped, running, len(batches)
+
+
+def _step(run: _Run, rows, lr_scale: float, beta: float) -> dict:
+    """One optimiser step on the sentences ``rows``: loss = rec + beta * sum_d max(free_bits, KL_d) (+ bag of words)."""
+    config, train_config = run.config, run.train_config
+    batch = make_batch([run.train_ids[i] for i in rows], None if run.train_vectors is None else run.train_vectors[rows])
+    for group in run.optimizer.param_groups:
+        group["lr"] = train_config.learning_rate * lr_scale
+    terms = run.model(batch, word_dropout=train_config.word_dropout, weight_drop=train_config.weight_drop)
+    kl_per_dim = terms["kl"].mean(0)  # (L,)
+    kl_term = torch.clamp(kl_per_dim, min=train_config.free_bits).sum() if config.has_latent else 0.0
+    loss = terms["rec"].mean() + beta * kl_term
+    if "bow" in terms:
+        loss = loss + config.bow_weight * terms["bow"].mean()
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), train_config.clip_grad)
+    run.optimizer.step()
+    if run.average is not None:
+        run.average.update(run.model)
+    return terms
+
+
+def _end_epoch(run: _Run, budget: _Budget, epoch: int, stopped, running: dict, n_batches: int) -> None:
+    """Validate, record the epoch in the history, keep the best model, write the checkpoint."""
+    state, train_config = run.state, run.train_config
+    if not stopped:
+        state["epoch"] += 1
+        state["batch"] = 0
+    budget.record(state)
+    free_bits = train_config.free_bits if run.config.has_latent else 0.0
+    scored = run.model if run.average is None else run.average.model
+    figures = _validate(scored, run.valid_ids, run.valid_vectors, train_config.batch_size * 4, free_bits)
+    record = {
+        "epoch": epoch + 1 if not stopped else round(epoch + state["batch"] / n_batches, 3),
+        "step": state["step"],
+        "train_nll": running["nll"] / max(1, running["n"]),
+        "train_kl": running["kl"] / max(1, running["n"]),
+        "valid_elbo": figures["elbo"],
+        "valid_rec": figures["rec"],
+        "valid_kl": figures["kl"],
+        "valid_objective": figures["objective"],
+        "minutes": round(state["wall_seconds"] / 60.0, 2),
+        "cpu_minutes": round(state["cpu_seconds"] / 60.0, 2),
+    }
+    if run.average is not None:  # what the averaging buys, in the log and the history
+        record["valid_elbo_unaveraged"] = _validate(run.model, run.valid_ids, run.valid_vectors,
+                                                    train_config.batch_size * 4)["elbo"]
+    state["history"].append(record)
+    improved = figures["objective"] < state["best"]
+    log.info("epoch %s: train nll %.2f kl %.2f | valid -elbo %.2f (rec %.2f + kl %.2f)%s [%.1f min, %.1f CPU min]",
+             record["epoch"], record["train_nll"], record["train_kl"], figures["elbo"], figures["rec"], figures["kl"],
+             " best" if improved else "", record["minutes"], record["cpu_minutes"])
+    if run.average is not None:
+        log.info("  (the weights before averaging: valid -elbo %.2f)", record["valid_elbo_unaveraged"])
+    if improved:
+        state["best"] = figures["objective"]
+        run.best = TextVAE(_copy(scored), run.vocab, train_config=train_config, history=state["history"])
+        if run.work is not None:
+            _replace_dir(run.work / _BEST, run.best)
+    run.best.history = list(state["history"])
+    if run.work is not None:
+        _save_checkpoint(run.work, run.model, run.optimizer, run.vocab, run.config, train_config, state, run.average)
 
 
 @torch.no_grad()
