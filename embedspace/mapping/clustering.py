@@ -1,19 +1,9 @@
 """Clustering of the reduced space: HDBSCAN with automatic granularity, or exactly k clusters.
 
-Implementation choice (measured on the 5-d UMAP layout of 20 Newsgroups, 7,532 points,
-``min_cluster_size=87, min_samples=10``, CPU seconds in a fresh process):
-
-==================  ==========  =========  ==========  ============================
-library             import      first fit  next fit    GLOSH scores / condensed tree
-==================  ==========  =========  ==========  ============================
-hdbscan 0.8.44      0.09        0.12       0.12        yes / yes
-fast_hdbscan 0.3.4  34.4        12.5 (JIT) 0.21        no / yes
-sklearn 1.9         0.07        0.21       0.27        no / no
-==================  ==========  =========  ==========  ============================
-
-All three gave the same clustering (10 clusters, 4% noise, NMI 0.594); ``hdbscan``
-is the fastest, compiles nothing at start-up and has GLOSH outlier scores, so it is
-used.
+Implementation choice: ``hdbscan``, which on the 5-d UMAP layout of 20 Newsgroups gave the
+same clustering as ``fast_hdbscan`` and scikit-learn's HDBSCAN, fits fastest, compiles
+nothing at start-up and has GLOSH outlier scores (table in ``scripts/BENCHMARKS.md``,
+section bench_map.py, "Clustering library and granularity").
 
 Automatic granularity
 ---------------------
@@ -26,27 +16,19 @@ criterion is **stability of the partition**: neighbouring candidates whose label
 the widest plateau wins —
 where the answer does not depend on the exact value chosen. Ties go to the coarser
 plateau (fewer, broader clusters); a grid with no plateau falls back to the candidate that
-agrees best (the smaller ARI) with both its neighbours. Measured on 20 Newsgroups (seed 0,
-``min_samples=10``) over UMAP n_neighbors 15 / 30 / 50 / 100, the best DBCV (HDBSCAN's
-relative validity) picked 59 / 25 / 10 / 21 clusters with 20 / 19 / 6 / 22% noise (NMI
-0.56 / 0.60 / 0.57 / 0.60); the plateau picked 9 clusters every time with 5-8% noise
-(NMI 0.59 / 0.58 / 0.57 / 0.57) — the same quality without the noise.
-
-Widest plateau rather than best-agreeing single candidate: over UMAP seeds 0-4 on the
-20 Newsgroups and AG News test sets both rules chose the same partitions with the
-``openvino-bf16`` vectors (stability, the mean pairwise ARI between seeds, 0.910 and
-0.983), but with the slightly different vectors of ``openvino-int8-bf16`` the
-single-candidate rule twice took a lone agreeing pair among shattered candidates (24
-clusters with 21% noise on 20 Newsgroups, 36 clusters on AG News: stability 0.702 and
-0.625), where the widest plateau stayed at 8-9 and 4-6 clusters (0.935 and 0.983).
+agrees best (the smaller ARI) with both its neighbours. On 20 Newsgroups over several UMAP
+settings the best DBCV (HDBSCAN's relative validity) picked 10 to 59 clusters with up to
+22% noise, where the plateau picked 9 every time with 5-8% noise at the same NMI; and the
+widest plateau, rather than the best-agreeing single candidate, keeps the
+``openvino-int8-bf16`` vectors stable across seeds (measured by ``scripts/bench_map.py``;
+figures in ``scripts/BENCHMARKS.md``, section bench_map.py).
 
 Exactly k clusters
 ------------------
-With ``n_clusters=k`` the clustering space is partitioned by k-means (10 restarts).
-On 20 Newsgroups with k=20 this measured V-measure 0.638-0.658 over UMAP settings,
-against 0.56-0.62 for cutting the HDBSCAN hierarchy top-down at k clusters (with the
-points it left out as noise; 0.58-0.65 after assigning them) and 0.589 for k-means on
-the raw embeddings. There is no noise in this mode; ``probability`` is the margin
+With ``n_clusters=k`` the clustering space is partitioned by k-means (10 restarts): on
+20 Newsgroups with k=20 it scored a higher V-measure than cutting the HDBSCAN hierarchy
+top-down at k clusters or k-means on the raw embeddings (``scripts/bench_map.py``; see
+``scripts/BENCHMARKS.md``). There is no noise in this mode; ``probability`` is the margin
 ``1 - d1/d2`` between the nearest and second-nearest centre, and ``outlier_score``
 still comes from GLOSH on one HDBSCAN run, so outliers remain visible.
 """
@@ -71,10 +53,9 @@ __all__ = [
 # Candidate multipliers c of sqrt(n) for min_cluster_size; the first and last only serve
 # as neighbours of the others in the plateau criterion.
 GRANULARITY_GRID = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
-# HDBSCAN's min_samples (how conservative the density estimate is). 5 / 10 / 15 on the
-# n_neighbors=15 layouts, 3 seeds: NMI 0.586 / 0.584 / 0.585 on 20 Newsgroups and
-# 0.383 / 0.399 / 0.405 on AG News; stability (mean pairwise ARI between seeds) 0.845 /
-# 0.959 / 0.842 and 0.37 / 0.933 / 0.918 (with 5, one AG News seed gave 60 clusters).
+# HDBSCAN's min_samples (how conservative the density estimate is): 5, 10 and 15 give NMI
+# within 0.02; 10 is the most stable across seeds on both 20 Newsgroups and AG News
+# (scripts/bench_map.py; figures in scripts/BENCHMARKS.md, section bench_map.py).
 MIN_SAMPLES = 10
 # Neighbouring grid candidates whose partitions agree at least this much (adjusted Rand
 # index) belong to one plateau.

@@ -32,9 +32,8 @@ _MAX_CHARS = 10_000
 _TOKEN_PATTERN = r"(?u)\b[^\W\d_]\w+\b"  # words of 2+ characters starting with a letter
 # Keywords are counted on at most this many documents per cluster, the ones nearest its
 # centre: the core of a cluster names it, and the cost stays bounded on large collections
-# (on 20 Newsgroups, 7,532 posts in 9 clusters: 300 per cluster instead of all documents
-# cut describe() from 3.3 to 1.5 CPU seconds; every label kept its topic, some got sharper,
-# e.g. "windows, use, like" -> "windows, dos, graphics", "fbi, gun, people" -> "fbi, batf, people").
+# (on 20 Newsgroups 300 per cluster halved describe()'s time and every label kept its topic;
+# measured on the map of scripts/bench_map.py acceptance; figures in scripts/BENCHMARKS.md, section bench_map.py).
 MAX_KEYWORD_DOCUMENTS = 300
 # Terms in more than this share of all documents say nothing about any one cluster
 # (on 20 Newsgroups: the Usenet header words "lines", "subject", "organization", "edu").

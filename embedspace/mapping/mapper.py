@@ -14,23 +14,17 @@ Pipeline
 3. HDBSCAN with automatic granularity, or k-means for ``k`` clusters
    (:mod:`embedspace.mapping.clustering`).
 
-Defaults, measured with ``scripts/bench_map.py sweep`` (3 seeds) and 5-seed stability runs
-on 20 Newsgroups (test split, 7,532 posts, 20 labels) and AG News (test split, 7,600
-headlines, 4 labels):
+Defaults, chosen with ``scripts/bench_map.py sweep`` (3 seeds) and 5-seed stability runs
+on 20 Newsgroups and AG News (tables in ``scripts/BENCHMARKS.md``, section bench_map.py,
+"Defaults of the mapper"):
 
-* ``N_NEIGHBORS = 15``. For n_neighbors 15 / 30 / 50: NMI of the automatic clustering
-  0.584 / 0.584 / 0.590 (20 Newsgroups) and 0.399 / 0.403 / 0.419 (AG News); k-means
-  V-measure with k = number of labels 0.657 / 0.653 / 0.648 and 0.615 / 0.618 / 0.622;
-  stability of the automatic clustering (mean pairwise ARI over seeds 0-4) 0.959 /
-  0.547 / 0.758 and 0.949 / 0.974 / 0.949; UMAP CPU time 6.5 / 7.4 / 8.7 s. Quality is
-  equal within 0.02, and 15 is by far the most stable on 20 Newsgroups (30 and 50 let
-  some seeds split it into 15-34 clusters) and the cheapest. Larger values do help
-  when ``min_cluster_size`` is a small constant (BERTopic's 10) — they fragment less —
-  but here ``min_cluster_size`` scales with the collection.
+* ``N_NEIGHBORS = 15``: n_neighbors 15, 30 and 50 give the same quality (within 0.02
+  NMI / V-measure), and 15 is by far the most stable across seeds on 20 Newsgroups and
+  the cheapest. (Larger values fragment less when ``min_cluster_size`` is a small
+  constant, as BERTopic's 10; here it scales with the collection.)
 * ``CLUSTER_DIMENSIONS = 5``: 10 dimensions changed NMI by < 0.01 on AG News.
-* ``N_EPOCHS = 200`` (umap-learn uses 500 up to 10,000 points): the same NMI (0.583 vs
-  0.589 on 20 Newsgroups, seed 0) at 40% of the time; 100 epochs made 20 Newsgroups
-  unstable (9 to 32 clusters over 3 seeds, up to 21% noise).
+* ``N_EPOCHS = 200`` (umap-learn uses 500 up to 10,000 points): the same NMI at 40% of
+  the time; 100 epochs made 20 Newsgroups unstable across seeds.
 * Outliers are kept (-1) unless ``assign_outliers``.
 
 Small inputs: fewer than ``MIN_DOCUMENTS`` documents (or distinct documents) is an
