@@ -33,7 +33,7 @@ def _add_input_options(parser) -> None:
                              "documents 1.3x faster than the search default; elsewhere the search default)")
     parser.add_argument("--max-tokens", type=positive_int, default=None, metavar="N",
                         help="tokens of each document embedded when INPUT is text (default: the model's window, 256; "
-                             "fewer is faster on long documents but maps them less well: see the README)")
+                             "fewer is faster on long documents but maps them less well: see scripts/BENCHMARKS.md)")
     parser.add_argument("--k", type=positive_int, default=None, metavar="N",
                         help="ask for exactly N clusters (k-means on the clustering layout; no outliers)")
     parser.add_argument("--seed", type=seed, default=0, help="random seed; the same seed gives the same map (default: 0)")

@@ -92,7 +92,7 @@ def _register_train(verbs) -> None:
     p.add_argument("--batch-size", type=positive_int, default=64, help="sentences per step (default: 64)")
     p.add_argument("--tokenizer", choices=("simple", "whitespace"), default="simple", help="simple splits off punctuation; whitespace keeps pre-tokenized text")
     p.add_argument("--embedding-init", choices=("sentence-model", "random"), default="sentence-model",
-                   help="word embeddings start from the shipped sentence model's token embeddings (default; on PTB validation -ELBO 104.17 against 106.73 after 60 CPU minutes) or at random")
+                   help="word embeddings start from the shipped sentence model's token embeddings (default; a lower PTB validation -ELBO for the same CPU time, see scripts/BENCHMARKS.md) or at random")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run of this command")
     p.add_argument("--overwrite", action="store_true", help="replace VAE if it exists")
     p.add_argument("--json", action="store_true", help="print the training history as JSON")

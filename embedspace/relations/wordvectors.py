@@ -61,7 +61,8 @@ WORD_TEMPLATES = (
 """Prompt templates averaged by ``templates=True`` (prompt ensembling, as in CLIP, Radford et
 al. 2021): each term is embedded in every template, the unit vectors are averaged and the
 mean is normalised. Chosen on MTurk-771; it raises MEN from 0.764 to 0.819 and WS-353 from
-0.729 to 0.777 with the default model (``scripts/example_relations.py`` and the README)."""
+0.729 to 0.777 with the default model (``scripts/bench_words.py``; table in
+``scripts/BENCHMARKS.md``, section bench_words.py)."""
 
 
 # --- vocabularies ---------------------------------------------------------------------------

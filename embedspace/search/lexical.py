@@ -18,7 +18,7 @@ and the BM25 ranking, with the customary constant ``RRF_K = 60``. RRF needs no s
 calibration between cosine similarities and BM25 scores (whose scale depends on the query
 length and the corpus), has no weight to fit, and is the method compared against on BEIR.
 ``scripts/bench_search.py --fusion`` compares it with min-max score blending on SciFact's
-*train* queries; see the README "Search" section for the figures.
+*train* queries; the figures are in ``scripts/BENCHMARKS.md``, section bench_search.py.
 """
 
 from __future__ import annotations

@@ -178,8 +178,9 @@ class TrainConfig:
         How the word embeddings start. ``sentence-model``: from the input token embeddings
         of ``embedding_init_model`` (each word the mean of its word pieces, projected on
         the top principal directions to ``embed_dim`` and scaled to unit variance; see
-        :mod:`embedspace.vae.pretrained`); on PTB, 15 CPU minutes reach a validation
-        -ELBO of 105.4 with it against 109.6 from ``random`` (torch's N(0, 1) start).
+        :mod:`embedspace.vae.pretrained`), chosen because on PTB it reaches a lower
+        validation -ELBO than ``random`` (torch's N(0, 1) start) for the same CPU time
+        (``scripts/bench_vae.py``; see ``scripts/BENCHMARKS.md``, section bench_vae.py).
         Models saved before this setting existed load as ``random``.
     embedding_init_model : str or None, default=None
         The sentence-transformers model (name on this machine or folder) for

@@ -4,8 +4,9 @@ A text VAE trained from scratch on a small corpus (PTB has 0.9 M words) learns i
 vectors from what little text it sees. The input token embeddings of a sentence encoder
 (all-MiniLM-L6-v2's 30,522 x 384 word pieces, shipped with embedspace) already place
 related words near each other, and a VAE whose embedding table starts from them learns
-faster and generalises better: on PTB, 15 CPU minutes reach a validation -ELBO of 105.4
-against 109.6 from a random start (``scripts/bench_vae.py``).
+faster and generalises better: on PTB it reaches a lower validation -ELBO than a random
+start for the same CPU time (measured by ``scripts/bench_vae.py``; figures in
+``scripts/BENCHMARKS.md``, section bench_vae.py, "Where the word embeddings start").
 
 Each vocabulary word is split into the model's word pieces and gets the mean of their
 vectors (``<unk>`` gets the model's unknown token); the rows are centred, projected on

@@ -1,8 +1,8 @@
 """Decode a point of the semantic space by searching for a sentence that embeds near it.
 
 An ``embedding``-encoder VAE decodes a sentence vector in one greedy pass, and that
-sentence's own embedding is often far from the vector it came from (mean cosine 0.61 on
-the first 1,000 PTB test sentences). Because the sentence encoder is at hand, the decoder's guess can be checked and
+sentence's own embedding is often far from the vector it came from (see
+``scripts/BENCHMARKS.md``, section bench_vae_refine.py). Because the sentence encoder is at hand, the decoder's guess can be checked and
 improved, as vec2text (Morris et al. 2023) does with a trained corrector. Here the search
 needs no training:
 
@@ -21,10 +21,10 @@ A candidate's score is its cosine with the target plus ``fluency`` times its mea
 probability per word under the decoder given the target's z, which keeps the search from
 drifting to word salad that happens to embed well.
 
-Cost: about 80 sentence embeddings per sentence per round. At the defaults (5 rounds) the
-search takes 2.1 s per sentence on 2 cores and, on the first 1,000 PTB test sentences,
-raises BLEU from 13.56 to 17.56 and the cosine from 0.61 to 0.91
-(``scripts/bench_vae_refine.py``).
+Cost: about 80 sentence embeddings per sentence per round. At the defaults (5 rounds) it
+raises BLEU and the cosine to the target well above one greedy pass on PTB test, at a few
+seconds per sentence on 2 cores (measured by ``scripts/bench_vae_refine.py``; figures in
+``scripts/BENCHMARKS.md``, section bench_vae_refine.py).
 """
 
 from __future__ import annotations
@@ -60,9 +60,8 @@ def refine_decode(vae, targets, *, rounds: int = 5, restarts: int = 1, fluency: 
     restarts : int, default=1
         Searches per target, each starting from a different one of the pool's best
         distinct candidates; the best-scoring result is kept. Costs ``restarts`` times as
-        much. On PTB test sentences 101-400, 3 restarts raise BLEU from 15.39 to 17.40,
-        where more rounds of one search stay level (15.0 after 6 rounds, 15.1 after 10, on
-        the first 100).
+        much. Restarts raise BLEU where more rounds of one search stay level
+        (``scripts/bench_vae_refine.py --restarts 3``; see ``scripts/BENCHMARKS.md``).
     fluency : float, default=0.02
         Weight of the decoder's mean log probability per word in the score.
     proposals : int, default=12
