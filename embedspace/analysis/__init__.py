@@ -6,6 +6,9 @@ document or per region, under the keys the CLI prints with ``--json``.
 
 from __future__ import annotations
 
+from embedspace.analysis.compare_output import COMPARE_FORMAT, write_comparison
+from embedspace.analysis.compare_collections import ALPHA, DEFAULT_TEST, SetComparison, compare_sets
+from embedspace.analysis.compare_stats import TESTS
 from embedspace.analysis.duplicates import (
     PRESETS,
     THRESHOLD,
@@ -18,6 +21,13 @@ from embedspace.analysis.duplicates import (
 from embedspace.analysis.outliers import DEFAULT_K, DEFAULT_METHOD, METHODS, outlier_scores
 
 __all__ = [
+    "ALPHA",
+    "COMPARE_FORMAT",
+    "DEFAULT_TEST",
+    "SetComparison",
+    "TESTS",
+    "compare_sets",
+    "write_comparison",
     "DEFAULT_K",
     "DEFAULT_METHOD",
     "METHODS",

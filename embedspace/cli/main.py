@@ -23,8 +23,8 @@ from embedspace.errors import EmbedspaceError
 
 __all__ = ["main", "build_parser"]
 
-_COMMANDS = ("embed", "info", "index", "search", "map", "outliers", "duplicates", "relate", "evaluate", "vae", "cache",
-             "demo")
+_COMMANDS = ("embed", "info", "index", "search", "map", "outliers", "duplicates", "compare", "relate", "evaluate", "vae",
+             "cache", "demo")
 
 
 class Parser(argparse.ArgumentParser):
