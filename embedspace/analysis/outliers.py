@@ -11,13 +11,32 @@ Methods (cosine distance ``1 - cos`` throughout; neighbours from
 :class:`embedspace.search.NeighbourSearch`, exact up to 100,000 rows, an IVF index above,
 so a million documents are scored in bounded memory):
 
+``contrast`` (the default)
+    With a reference R, for a scored document x of the collection S::
+
+        (d_k(x, R) - 0.5 * d_2k(x, R + S - {x})) / typical
+
+    where ``d_k(x, A)`` is the mean distance to the ``k`` nearest members of A and
+    ``typical`` the median of ``d_k(r, R - {r})`` over the reference. The second term
+    is x's local density among everything in view (reference and the other scored
+    documents): a new topic that arrives with several posts is dense among the
+    scored documents yet far from R, and a short, vague post that is far from
+    everything is not mistaken for novelty. When the scored documents are few, the
+    second term tends to ``0.5 * d_2k(x, R)`` and the ranking tends to that of
+    ``knn``. Without a reference R is S itself and the contrast has nothing to add:
+    the score is that of ``knn``. On the CVDD protocol (20 Newsgroups, six
+    super-groups, scripts/bench_outliers.py) it reaches a mean AUROC of 0.959 against
+    0.935 for ``knn``, above ``knn`` on every super-group; scored in batches of 100
+    new posts, 0.939. Weight 0.5 and ``2k`` were chosen among 0.3-1.0 and k-20k there;
+    without a reference it measured 0.942 against 0.944 for ``knn`` (contaminated
+    collections), hence the fallback.
 ``knn``
     Mean distance to the ``k`` nearest neighbours, divided by the median of the same
     quantity over the reference's (or the collection's) own documents: 1.0 is a typical
     document, 1.5 one half again as far from its neighbours as usual. The division keeps
     the ranking of the plain mean distance; dividing instead by each neighbour's own
     local distance (local density, as LOF does) ranked novel documents worse on 20
-    Newsgroups (see scripts/bench_outliers.py).
+    Newsgroups (0.836 against 0.935; see scripts/bench_outliers.py).
 ``lof``
     Local outlier factor (Breunig et al. 2000) with reachability distances; with a
     reference, the novelty form (the reference's densities, the query's neighbours in it).
@@ -34,10 +53,14 @@ from embedspace.search import NeighbourSearch
 
 __all__ = ["DEFAULT_K", "DEFAULT_METHOD", "METHODS", "outlier_scores"]
 
-METHODS = ("knn", "lof", "iforest")
-DEFAULT_METHOD = "knn"
+METHODS = ("contrast", "knn", "lof", "iforest")
+DEFAULT_METHOD = "contrast"
 DEFAULT_K = 10
 LOF_K = 20
+CONTRAST_WEIGHT = 0.5
+"""Weight of the distance to everything (reference and scored documents) in the ``contrast`` score."""
+CONTRAST_K_FACTOR = 2
+"""The ``contrast`` score's wide neighbourhood holds this many times ``k`` documents."""
 _DISTANCE_FLOOR = 1e-3
 """A typical neighbour distance below this (a collection of copies) counts as this much when dividing."""
 
@@ -90,11 +113,11 @@ def outlier_scores(space, reference=None, *, method: str = DEFAULT_METHOD, k: in
     reference : EmbeddingSet or array-like of shape (r, d), optional
         What is normal. Without it the collection is scored against itself (each
         document's own row left out of its neighbours).
-    method : {"knn", "lof", "iforest"}, default="knn"
-        See the module notes.
+    method : {"contrast", "knn", "lof", "iforest"}, default="contrast"
+        See the module notes (without a reference, ``contrast`` is ``knn``).
     k : int, default=10
         Neighbours per document (reduced to what the reference holds); ``lof`` uses
-        ``max(k, 20)``.
+        ``max(k, 20)``, ``contrast`` also ``2k`` for its wide neighbourhood.
     random_state : int, default=0
         Seed of the isolation forest and of the IVF index of large collections.
     progress : bool or None, default=None
@@ -119,6 +142,10 @@ def outlier_scores(space, reference=None, *, method: str = DEFAULT_METHOD, k: in
     vectors, base = _check_inputs(space, reference, method, k)
     if method == "iforest":
         return _isolation_forest(vectors, base, random_state)
+    if method == "contrast":
+        if base is not None:
+            return _contrast(vectors, base, int(k), random_state, progress)
+        method = "knn"  # against itself the contrast has nothing to add (see the module notes)
     own = base is None
     base = vectors if own else base
     k_eff = min(int(max(k, LOF_K) if method == "lof" else k), len(base) - 1)
@@ -157,3 +184,31 @@ def _isolation_forest(vectors: np.ndarray, base: np.ndarray | None, random_state
         block = np.asarray(vectors[start:start + 65536], dtype=np.float32)
         scores[start:start + len(block)] = -forest.score_samples(block)
     return scores
+
+
+def _merge_nearest(first: np.ndarray, second: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest similarities per row of two (m, *) lists, most similar first."""
+    both = np.concatenate([first, second], axis=1)
+    k = min(k, both.shape[1])
+    top = -np.partition(-both, k - 1, axis=1)[:, :k]
+    return -np.sort(-top, axis=1)
+
+
+def _contrast(vectors: np.ndarray, base: np.ndarray, k: int, random_state: int, progress) -> np.ndarray:
+    """``(d_k(x, R) - CONTRAST_WEIGHT * d_2k(x, R + S - x)) / typical`` (see the module notes)."""
+    k_ref = min(k, len(base) - 1)
+    k_all = min(CONTRAST_K_FACTOR * k, len(base) + len(vectors) - 1)
+    index = NeighbourSearch(base, random_state=random_state, progress=progress)
+    base_sims, _ = index.search(base, k_ref, self_offset=0, progress=progress, desc="reference neighbours")
+    typical = max(float(np.median(1.0 - base_sims.astype(np.float64).mean(axis=1))), _DISTANCE_FLOOR)
+    del base_sims
+    sims, _ = index.search(vectors, min(k_all, len(base)), progress=progress, desc="scoring")
+    near, wide = sims[:, :k_ref], sims
+    if len(vectors) > 1:
+        mine = NeighbourSearch(vectors, random_state=random_state, progress=progress)
+        among, _ = mine.search(vectors, min(k_all, len(vectors) - 1), self_offset=0, progress=progress,
+                               desc="neighbours among the scored")
+        wide = _merge_nearest(sims, among, k_all)
+    near_d = 1.0 - near.astype(np.float64).mean(axis=1)
+    wide_d = 1.0 - wide.astype(np.float64).mean(axis=1)
+    return ((near_d - CONTRAST_WEIGHT * wide_d) / typical).astype(np.float32)

@@ -22,9 +22,10 @@ def register(subparsers) -> None:
         description=(
             "Embed INPUT (or load an EmbeddingSet) and give every document an outlier score, higher = more unusual. "
             "Without --reference each document is compared with the rest of the collection; with --reference REF "
-            "(text or a set of the same model) each is compared with REF: novelty. Methods: knn (default: mean "
-            "cosine distance to the k nearest documents, 1.0 = typical), lof (local outlier factor), glosh (the "
-            "map's HDBSCAN outlier score), iforest (isolation forest, a baseline). Prints the --top N documents with "
+            "(text or a set of the same model) each is compared with REF: novelty. Methods: contrast (default: "
+            "with --reference, the distance to REF's k nearest documents less half the distance to the 2k nearest "
+            "of REF and INPUT together; without, the same as knn), knn (mean cosine distance to the k nearest "
+            "documents, 1.0 = typical), lof (local outlier factor), iforest (isolation forest, a baseline). Prints the --top N documents with "
             "their scores; -o writes the whole collection with an outlier_score column as an EmbeddingSet. --json "
             "prints {\"method\", \"rows\": [{\"rank\", \"row\", \"score\", \"text\", ...metadata}]}."
         ),
@@ -40,14 +41,14 @@ def register(subparsers) -> None:
                         help="what is normal: score INPUT's documents against REF's (file, corpus:NAME or set)")
     parser.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS, help=f"score (default: {DEFAULT_METHOD})")
     parser.add_argument("-k", "--k", dest="k", type=positive_int, default=DEFAULT_K, metavar="N",
-                        help=f"neighbours per document for knn and lof (default: {DEFAULT_K})")
+                        help=f"neighbours per document for contrast, knn and lof (default: {DEFAULT_K})")
     parser.add_argument("--top", type=positive_int, default=10, metavar="N", help="documents shown (default: 10)")
     parser.add_argument("--text-col", default="text", help="column holding the text (default: text)")
     parser.add_argument("--model", default=None, help="model for embedding text (default: a set's own, else all-MiniLM-L6-v2)")
     parser.add_argument("-o", "--output", default=None, metavar="SET",
                         help="write the collection with an outlier_score column (an EmbeddingSet directory)")
     parser.add_argument("--overwrite", action="store_true", help="replace the -o directory if it exists")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of iforest, glosh and large indexes (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of iforest and large indexes (default: 0)")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 

@@ -150,7 +150,7 @@ def test_cli_outliers(copies, cli, tmp_path):
     status, out, err = cli("outliers", source, "--json", "--top", "5", "-o", tmp_path / "scored.set")
     assert status == 0, err
     result = json.loads(out)
-    assert result["method"] == "knn" and [r["rank"] for r in result["rows"]] == [1, 2, 3, 4, 5]
+    assert result["method"] == "contrast" and [r["rank"] for r in result["rows"]] == [1, 2, 3, 4, 5]
     assert {"rank", "row", "score", "text", "source"} <= set(result["rows"][0])
     scores = [r["score"] for r in result["rows"]]
     assert scores == sorted(scores, reverse=True)

@@ -7,6 +7,7 @@ import pytest
 from helpers import short_posts
 
 import embedspace as es
+from embedspace.analysis import DEFAULT_METHOD
 from embedspace.search import NeighbourSearch
 
 
@@ -44,6 +45,24 @@ def test_knn_matches_exact_numpy(posts):
     np.testing.assert_allclose(own, exact / np.median(exact), atol=1e-5)
 
 
+def test_contrast_matches_exact_numpy(posts):
+    space = posts.select(np.arange(0, 600, 2))
+    reference = posts.select(np.arange(1, 600, 2))
+    typical = np.median(_exact_mean_distance(reference.vectors, reference.vectors, 10, True))
+    near = _exact_mean_distance(space.vectors, reference.vectors, 10)
+    everything = np.concatenate([reference.vectors, space.vectors])
+    sims = space.vectors.astype(np.float64) @ everything.astype(np.float64).T
+    sims[np.arange(len(space)), len(reference) + np.arange(len(space))] = -np.inf  # each row's own
+    wide = 1.0 - np.sort(sims, axis=1)[:, ::-1][:, :20].mean(axis=1)
+    got = es.outlier_scores(space, reference=reference, method="contrast", k=10)
+    np.testing.assert_allclose(got, (near - 0.5 * wide) / typical, atol=1e-5)
+    assert DEFAULT_METHOD == "contrast"  # chosen by scripts/bench_outliers.py
+    # without a reference the contrast is the plain k-NN score; one scored document has only the reference
+    np.testing.assert_array_equal(es.outlier_scores(space), es.outlier_scores(space, method="knn"))
+    one = es.outlier_scores(space.select([0]), reference=reference, method="contrast")
+    assert one.shape == (1,) and np.isfinite(one).all()
+
+
 def test_ivf_index_finds_nearly_the_exact_neighbours(posts):
     vectors = posts.vectors
     exact = NeighbourSearch(vectors, exact=True)
@@ -73,6 +92,7 @@ def test_novel_topics_score_higher_than_the_reference_topic(posts):
     reference = posts.select(space_rows[:100])
     new = posts.select(np.concatenate([space_rows[100:], np.flatnonzero(labels != "sci.space")[::3]]))
     novel = new.table["label"].to_numpy() != "sci.space"
+    assert _auroc(es.outlier_scores(new, reference=reference), novel) >= 0.92  # contrast, the default
     assert _auroc(es.outlier_scores(new, reference=reference, method="knn"), novel) >= 0.92  # 0.939 measured
     assert _auroc(es.outlier_scores(new, reference=reference, method="lof"), novel) >= 0.9  # 0.917
     assert _auroc(es.outlier_scores(new, reference=reference, method="iforest"), novel) >= 0.8  # 0.847
@@ -92,7 +112,7 @@ def test_planted_posts_rank_first_without_a_reference(posts):
 
 def test_exact_duplicates_give_finite_scores(posts):
     twice = posts.select(np.concatenate([np.arange(50), np.arange(50)]))
-    for method in ("knn", "lof"):
+    for method in ("contrast", "knn", "lof"):
         scores = es.outlier_scores(twice, method=method)
         assert np.isfinite(scores).all(), method
         scores = es.outlier_scores(posts.select(np.arange(60)), reference=twice, method=method)
