@@ -16,7 +16,14 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from embedspace import relations as relations  # es.relations.analogy("man", "king", "woman")
-from embedspace.analysis import compare_sets, drop_duplicates, find_duplicates, outlier_scores
+from embedspace.analysis import (
+    compare_groups,
+    compare_models,
+    compare_sets,
+    drop_duplicates,
+    find_duplicates,
+    outlier_scores,
+)
 from embedspace.embeddingset import EmbeddingSet, ModelIdentity
 from embedspace.encoding import EmbeddingCache, embed, embed_to_disk, load_encoder
 from embedspace.errors import (
@@ -88,6 +95,8 @@ __all__ = [
     "map_collection",
     "outlier_scores",
     "compare_sets",
+    "compare_groups",
+    "compare_models",
     "read",
     "read_word_vectors",
     "write_map",

@@ -6,8 +6,15 @@ document or per region, under the keys the CLI prints with ``--json``.
 
 from __future__ import annotations
 
-from embedspace.analysis.compare_output import COMPARE_FORMAT, write_comparison
 from embedspace.analysis.compare_collections import ALPHA, DEFAULT_TEST, SetComparison, compare_sets
+from embedspace.analysis.compare_output import (
+    COMPARE_FORMAT,
+    write_comparison,
+    write_group_comparison,
+    write_model_comparison,
+)
+from embedspace.analysis.compare_slices import GroupComparison, compare_groups
+from embedspace.analysis.compare_spaces import ModelComparison, compare_models
 from embedspace.analysis.compare_stats import TESTS
 from embedspace.analysis.duplicates import (
     PRESETS,
@@ -24,10 +31,16 @@ __all__ = [
     "ALPHA",
     "COMPARE_FORMAT",
     "DEFAULT_TEST",
+    "GroupComparison",
+    "ModelComparison",
     "SetComparison",
     "TESTS",
+    "compare_groups",
+    "compare_models",
     "compare_sets",
     "write_comparison",
+    "write_group_comparison",
+    "write_model_comparison",
     "DEFAULT_K",
     "DEFAULT_METHOD",
     "METHODS",

@@ -44,7 +44,7 @@ from embedspace.embeddingset import EmbeddingSet
 from embedspace.errors import InputError, ModelMismatchError
 from embedspace.mapping import Clusterer, CollectionMapper, describe, knn_graph
 
-__all__ = ["ALPHA", "DEFAULT_TEST", "SetComparison", "compare_sets", "region_size"]
+__all__ = ["ALPHA", "DEFAULT_TEST", "SetComparison", "compare_sets", "region_size", "regions_of"]
 
 DEFAULT_TEST = "knn"
 ALPHA = 0.05
@@ -55,6 +55,25 @@ _SMALL = 30  # at or below this many documents the map uses PCA and its own clus
 def region_size(n: int) -> int:
     """The ``min_cluster_size`` of the regions of a union of ``n`` documents: ``max(10, n // 200)``."""
     return max(10, int(n) // 200)
+
+
+def regions_of(mapper, seed: int = 0) -> np.ndarray:
+    """Regions of a fitted :class:`~embedspace.mapping.CollectionMapper`: every document in one (see the module notes).
+
+    Returns
+    -------
+    ndarray of int64 of shape (n,)
+    """
+    map_clusters = mapper.clusterer_.labels_.astype(np.int64)
+    n = len(map_clusters)
+    if n <= _SMALL:
+        regions = map_clusters
+    else:
+        regions = Clusterer(region_size(n), assign_outliers=True,
+                            random_state=seed).fit(mapper.cluster_embedding_).labels_.astype(np.int64)
+    if (regions < 0).all():  # nothing dense enough: the map's clusters, or one region
+        regions = map_clusters if (map_clusters >= 0).any() else np.zeros(n, dtype=np.int64)
+    return regions
 
 
 @dataclass
@@ -223,13 +242,7 @@ def compare_sets(a, b, *, test: str = DEFAULT_TEST, permutations: int = PERMUTAT
     timings["test"] = round(time.perf_counter() - clock, 3)
     clock = time.perf_counter()
     map_clusters = mapper.clusterer_.labels_.astype(np.int64)
-    if len(union) <= _SMALL:
-        regions = map_clusters
-    else:
-        regions = Clusterer(region_size(len(union)), assign_outliers=True,
-                            random_state=seed).fit(mapper.cluster_embedding_).labels_.astype(np.int64)
-    if (regions < 0).all():  # nothing dense enough: the map's clusters, or one region
-        regions = map_clusters if (map_clusters >= 0).any() else np.zeros(len(union), dtype=np.int64)
+    regions = regions_of(mapper, seed)
     frame = _describe_regions(union, regions, is_b, alpha, n_examples)
     timings["regions"] = round(time.perf_counter() - clock, 3)
     clock = time.perf_counter()

@@ -17,7 +17,7 @@ import numpy as np
 from embedspace._fs import atomic_directory, atomic_write_json, check_output_path
 from embedspace.store import TableSink, csv_safe, jsonable, library_versions, write_manifest
 
-__all__ = ["COMPARE_FORMAT", "write_comparison"]
+__all__ = ["COMPARE_FORMAT", "write_comparison", "write_group_comparison", "write_model_comparison"]
 
 COMPARE_FORMAT = "embedspace.compare"
 COMPARE_FORMAT_VERSION = 1
@@ -210,4 +210,85 @@ def write_comparison(result, directory, *, overwrite: bool = False, inputs=(), t
                   "model": result.space.model.to_dict() if result.space.model else None,
                   "library_versions": library_versions("umap-learn", "hdbscan", "faiss-cpu", "scikit-learn")}
         write_manifest(tmp, COMPARE_FORMAT, COMPARE_FORMAT_VERSION, fields, files=files)
+    return str(target)
+
+
+def plot_groups(result, path, *, max_topics: int = 12, dpi: int = 130) -> None:
+    """A stacked area of topic shares over ordered bins, or a heatmap of topic shares per class."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    real = result.topics[result.topics["cluster"] >= 0]
+    shown = real.head(max_topics)  # the most significant topics
+    shares = shown[[f"share:{g}" for g in result.groups]].to_numpy(dtype=np.float64)
+    names = [f"{c}: {label}" for c, label in zip(shown["cluster"], shown["label"])]
+    if result.metrics["kind"] == "ordered":
+        fig = Figure(figsize=(11, 6), dpi=dpi)
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        rest = np.clip(1.0 - shares.sum(axis=0), 0.0, 1.0)
+        ax.stackplot(np.arange(len(result.groups)), np.vstack([shares, rest]), labels=names + ["other topics"], alpha=0.85)
+        ax.set_xticks(np.arange(len(result.groups)))
+        ax.set_xticklabels([g.split(":", 1)[1] for g in result.groups], rotation=45, ha="right", fontsize=8)
+        ax.set_ylabel("share of the bin's documents")
+        ax.set_ylim(0, 1)
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
+        ax.set_title(f"topics over {result.metrics['by']} ({len(result.groups)} bins); the {len(shown)} most significant trends")
+    else:
+        fig = Figure(figsize=(max(6, 0.5 * len(result.groups) + 4), max(4, 0.35 * len(shown) + 2)), dpi=dpi)
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        image = ax.imshow(shares, aspect="auto", cmap="viridis")
+        ax.set_xticks(np.arange(len(result.groups)))
+        ax.set_xticklabels(result.groups, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(np.arange(len(names)))
+        ax.set_yticklabels(names, fontsize=7)
+        fig.colorbar(image, ax=ax, label="share of the group's documents")
+        ax.set_title(f"topics per {result.metrics['by']}: the {len(shown)} most significant", fontsize=10)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+
+
+def write_group_comparison(result, directory, *, overwrite: bool = False, inputs=()) -> str:
+    """Write a :class:`~embedspace.analysis.compare_slices.GroupComparison`: topics.csv, groups.png, metrics.json.
+
+    Returns
+    -------
+    str
+        The absolute output path.
+    """
+    target = check_output_path(directory, overwrite=overwrite, inputs=inputs, kind=COMPARE_FORMAT)
+    with atomic_directory(target, overwrite=overwrite, kind=COMPARE_FORMAT, inputs=inputs) as tmp:
+        topics = result.topics.assign(keywords=result.topics["keywords"].map(
+            lambda k: "; ".join(k) if isinstance(k, list) else ""))
+        csv_safe(topics).to_csv(tmp / "topics.csv", index=False)
+        counts = result.counts.copy()
+        csv_safe(counts.reset_index()).to_csv(tmp / "counts.csv", index=False)
+        plot_groups(result, tmp / "groups.png")
+        atomic_write_json(tmp / "metrics.json", jsonable({**result.metrics, "groups": result.groups}))
+        files = ["topics.csv", "counts.csv", "groups.png", "metrics.json"]
+        fields = {"n": result.metrics["n"], "by": result.metrics["by"],
+                  "model": result.space.model.to_dict() if result.space.model else None}
+        write_manifest(tmp, COMPARE_FORMAT, COMPARE_FORMAT_VERSION, fields, files=files)
+    return str(target)
+
+
+def write_model_comparison(result, directory, *, overwrite: bool = False, inputs=()) -> str:
+    """Write a :class:`~embedspace.analysis.compare_spaces.ModelComparison`: documents.parquet, clusters.csv, metrics.json.
+
+    Returns
+    -------
+    str
+        The absolute output path.
+    """
+    target = check_output_path(directory, overwrite=overwrite, inputs=inputs, kind=COMPARE_FORMAT)
+    with atomic_directory(target, overwrite=overwrite, kind=COMPARE_FORMAT, inputs=inputs) as tmp:
+        documents = result.documents.copy()
+        documents.insert(0, "row", np.arange(len(documents), dtype=np.int64))
+        sink = TableSink(tmp / "documents.parquet")
+        sink.append(documents)
+        sink.close()
+        csv_safe(result.clusters).to_csv(tmp / "clusters.csv", index=False)
+        atomic_write_json(tmp / "metrics.json", jsonable(result.metrics))
+        files = ["documents.parquet", "clusters.csv", "metrics.json"]
+        write_manifest(tmp, COMPARE_FORMAT, COMPARE_FORMAT_VERSION, {"n": result.metrics["n"]}, files=files)
     return str(target)
