@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from embedspace.analysis.compare_stats import (
+    TESTS,
     fisher_regions,
     knn_two_sample_test,
     linear_two_sample_test,
     mmd_test,
-    TESTS,
 )
 from embedspace.analysis.outliers import outlier_scores
 from embedspace.embeddingset import EmbeddingSet

@@ -15,7 +15,13 @@ import math
 import numpy as np
 
 from embedspace._fs import atomic_directory, atomic_write_json, check_output_path
-from embedspace.store import TableSink, csv_safe, jsonable, library_versions, write_manifest
+from embedspace.store import (
+    TableSink,
+    csv_safe,
+    jsonable,
+    library_versions,
+    write_manifest,
+)
 
 __all__ = ["COMPARE_FORMAT", "write_comparison", "write_group_comparison", "write_model_comparison"]
 

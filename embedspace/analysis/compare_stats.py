@@ -34,6 +34,7 @@ import numpy as np
 from embedspace.errors import InputError
 
 __all__ = [
+    "TESTS",
     "auroc",
     "benjamini_hochberg",
     "cochran_armitage",
@@ -43,7 +44,6 @@ __all__ = [
     "linear_cka",
     "linear_two_sample_test",
     "mmd_test",
-    "TESTS",
 ]
 
 TESTS = ("knn", "linear", "mmd")
@@ -97,7 +97,7 @@ def auroc(scores, positive) -> float:
 
 def _discrete_aurocs(counts: np.ndarray, labels: np.ndarray, levels: int) -> np.ndarray:
     """AUROC of integer scores ``counts`` (values 0..levels-1) per row of ``labels`` (P, n) bool."""
-    p, n = labels.shape
+    p = labels.shape[0]
     offsets = (np.arange(p)[:, None] * 2 * levels)
     keys = (counts + levels * labels + offsets).ravel()
     hist = np.bincount(keys, minlength=p * 2 * levels).reshape(p, 2, levels).astype(np.float64)

@@ -17,7 +17,13 @@ from embedspace.analysis import (
     write_group_comparison,
     write_model_comparison,
 )
-from embedspace.cli._common import add_command, emit_json, positive_int, print_table, progress_of
+from embedspace.cli._common import (
+    add_command,
+    emit_json,
+    positive_int,
+    print_table,
+    progress_of,
+)
 from embedspace.embeddingset import EmbeddingSet
 from embedspace.encoding import is_set_directory, load_or_embed
 from embedspace.errors import InputError

@@ -44,7 +44,7 @@ def test_rising_topic_is_flagged_over_time(posts, tmp_path):
     other_rows = list(rng.permutation(np.flatnonzero(labels != "sci.space")))
     rows, dates = [], []
     for b, share in enumerate(np.linspace(0.02, 0.4, 8)):
-        n_space = int(round(60 * share))
+        n_space = round(60 * share)
         rows += [space_rows.pop() for _ in range(n_space)] + [other_rows.pop() for _ in range(60 - n_space)]
         dates += [f"2024-{b + 1:02d}-{d:02d}" for d in rng.integers(1, 28, 60)]
     space = posts.select(np.array(rows)).assign(date=dates)

@@ -11,7 +11,7 @@ from helpers import assert_one_error_line, short_posts, snapshot
 
 import embedspace as es
 from embedspace.analysis import write_comparison
-from embedspace.errors import InputError, ModelMismatchError
+from embedspace.errors import InputError, ModelMismatchError, OutputExistsError
 
 BACKGROUND = ["rec.autos", "comp.graphics", "talk.politics.guns", "sci.med"]
 
@@ -85,7 +85,7 @@ def test_directory_holds_every_file(injected, tmp_path):
     page = (tmp_path / "cmp" / "compare.html").read_text()
     assert "</script>" in page and "http" not in page.split("<script>")[1].split("</script>")[0]
     assert json.loads((tmp_path / "cmp" / "metrics.json").read_text())["n_b"] == len(b)
-    with pytest.raises(Exception):
+    with pytest.raises(OutputExistsError):
         write_comparison(result, out)  # exists, no overwrite
     write_comparison(result, out, overwrite=True)
 
