@@ -85,8 +85,10 @@ def weights_sha256(folder: Path) -> str:
         memo = json.loads(memo_path.read_text())
     except (OSError, ValueError):
         memo = {}
+    if not isinstance(memo, dict):  # a damaged memo is only a lost shortcut, never an error
+        memo = {}
     entry = memo.get(str(folder))
-    if entry and entry.get("stamp") == stamp:
+    if isinstance(entry, dict) and entry.get("stamp") == stamp and isinstance(entry.get("sha256"), str):
         return entry["sha256"]
     digest = hashlib.sha256()
     for rel, _, _ in stamp:
