@@ -463,6 +463,74 @@ def run_duplicates(args):
     return rows
 
 
+# --- scale ---------------------------------------------------------------------------------------
+def scale_set(n: int) -> Path:
+    """The ``n`` short texts of scripts/bench_scale.py embedded once into /tmp/emb (streamed, cached)."""
+    from bench_scale import short_texts
+
+    from embedspace.encoding.pipeline import embed_to_disk
+
+    path = Path("/tmp/emb") / (f"scale{n // 1_000_000}m.set" if n % 1_000_000 == 0 else f"scale{n // 1000}k.set")
+    if path.exists():
+        return path
+    import pandas as pd
+
+    texts = Path(f"/tmp/emb/scale-texts-{n}.parquet")
+    pd.DataFrame({"text": short_texts(n)}).to_parquet(texts)
+    started = time.perf_counter()
+    embed_to_disk(str(texts), path, progress=True)
+    print(f"  embedded {n:,} short texts into {path} in {time.perf_counter() - started:.0f} s", flush=True)
+    return path
+
+
+def scale_stage(stage: str, path: str) -> None:
+    """One measured job in this (child) process: prints a JSON line with its seconds and result size."""
+    import json
+
+    space = es.load(path)
+    started = time.perf_counter()
+    if stage == "duplicates":
+        groups = es.find_duplicates(space, progress=True)
+        result = {"groups": len(groups), "documents in groups": int(groups["size"].sum()) if len(groups) else 0}
+    else:
+        scores = es.outlier_scores(space, progress=True)
+        result = {"mean score": float(np.mean(scores))}
+    result["seconds"] = time.perf_counter() - started
+    print(json.dumps(result), flush=True)
+
+
+def _measured_child(argv: list[str]) -> tuple[dict, float]:
+    """Run this script as a child with ``argv``; its JSON result and its peak RSS in GB (psutil, polled)."""
+    import json
+    import subprocess
+
+    import psutil
+
+    child = subprocess.Popen([sys.executable, __file__, *argv], stdout=subprocess.PIPE, text=True)
+    process, peak = psutil.Process(child.pid), 0
+    while child.poll() is None:
+        try:
+            peak = max(peak, process.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.2)
+    out = child.stdout.read().strip().splitlines()
+    if child.returncode != 0:
+        raise SystemExit(f"child {argv} failed with status {child.returncode}")
+    return json.loads(out[-1]), peak / 1e9
+
+
+def run_scale(args) -> None:
+    path = scale_set(args.scale_n)
+    print(f"\nScale: {args.scale_n:,} short texts ({path}), one child process per job\n")
+    print("| job | seconds | peak RSS (GB) | result |")
+    print("|---|---|---|---|")
+    for stage in ("duplicates", "outliers"):
+        result, peak = _measured_child(["--scale-stage", stage, str(path)])
+        seconds = result.pop("seconds")
+        print(f"| {stage} | {seconds:.0f} | {peak:.2f} | {result} |", flush=True)
+
+
 def prepare() -> None:
     started = time.perf_counter()
     table = cvdd_table()
@@ -494,7 +562,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-glosh", action="store_true", help="skip the (slow) GLOSH column")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dup-n", type=int, default=2000, help="posts copied for the duplicates table")
+    parser.add_argument("--scale-n", type=int, default=1_000_000, help="short texts of the scale table")
+    parser.add_argument("--scale-stage", nargs=2, metavar=("JOB", "SET"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.scale_stage:
+        scale_stage(*args.scale_stage)
+        return 0
     print(f"CPU: {cpu_name()}", flush=True)
     if args.prepare:
         prepare()
@@ -508,6 +581,8 @@ def main(argv=None) -> int:
         print_contaminated(contaminated(table, space.vectors, glosh=not args.no_glosh))
     if "duplicates" in parts:
         run_duplicates(args)
+    if "scale" in parts:
+        run_scale(args)
     return 0
 
 
