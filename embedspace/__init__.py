@@ -15,6 +15,36 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+
+def _quiet_interrupt_at_start() -> None:
+    """In the ``embedspace`` program only: Ctrl-C while it is still importing prints one line, no traceback.
+
+    ``embedspace.cli.main`` handles Ctrl-C and SIGTERM once it runs; before that (this
+    package's imports take a second) an interrupt would end in a traceback. A library
+    import (``import embedspace``) changes nothing.
+    """
+    import os
+    import sys
+
+    command = list(getattr(sys, "orig_argv", []))
+    is_cli = os.path.basename(sys.argv[0] if sys.argv else "") == "embedspace" or any(
+        a == "-m" and b in ("embedspace", "embedspace.cli") for a, b in zip(command, command[1:]))
+    if not is_cli or getattr(sys.excepthook, "_embedspace", False):
+        return
+    previous = sys.excepthook
+
+    def hook(kind, value, traceback):
+        if issubclass(kind, KeyboardInterrupt):
+            print("error: interrupted", file=sys.stderr)
+        else:
+            previous(kind, value, traceback)
+
+    hook._embedspace = True
+    sys.excepthook = hook
+
+
+_quiet_interrupt_at_start()
+
 from embedspace import relations as relations  # es.relations.analogy("man", "king", "woman")
 from embedspace.analysis import (
     compare_groups,

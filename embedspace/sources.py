@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 import zlib
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Iterator
 from embedspace.corpora import corpus_chunks
 from embedspace.errors import InputError
 
-__all__ = ["read", "iter_chunks", "ReadReport", "SUPPORTED_SUFFIXES"]
+__all__ = ["read", "iter_chunks", "ReadReport", "SUPPORTED_SUFFIXES", "fs_text", "replace_surrogates"]
 
 log = logging.getLogger("embedspace")
 
@@ -52,6 +53,24 @@ def _count_and_replace(exc: UnicodeDecodeError):
 
 
 codecs.register_error("embedspace-count", _count_and_replace)
+
+# A str can hold a lone surrogate (JSON "\\ud800", a file name of undecodable bytes read
+# through surrogateescape) that no UTF-8 writer, tokenizer or terminal accepts: it is
+# treated like an undecodable byte (replaced by U+FFFD and counted, refused under strict).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_surrogates(text: str) -> tuple[str, int]:
+    """``text`` with each lone surrogate replaced by U+FFFD, and how many were replaced."""
+    return _SURROGATE.subn("\ufffd", text)
+
+
+def fs_text(path) -> str:
+    """A file name as text: undecodable bytes (kept by Python as surrogates) become U+FFFD."""
+    try:
+        return os.fsencode(path).decode("utf-8", errors="replace")
+    except UnicodeEncodeError:  # a surrogate that no byte stands for
+        return replace_surrogates(os.fspath(path))[0]
 
 
 @dataclass
@@ -193,6 +212,7 @@ def _clean(frame, *, report: ReadReport, strict: bool, source: str, first_row: i
             text = str(value)
         if "\x00" in text:
             text = text.replace("\x00", "")
+        text = _without_surrogates(text, report, strict, source, f"document {first_row + i + 1}")
         if not text.strip():
             if strict:
                 raise InputError(f"{source}: document {first_row + i + 1} has no text (use strict=False to skip empty texts)")
@@ -202,8 +222,39 @@ def _clean(frame, *, report: ReadReport, strict: bool, source: str, first_row: i
         cleaned.append(text)
     out = frame.iloc[keep].copy() if len(keep) != len(values) else frame.copy()
     out["text"] = cleaned
+    for column in out.columns:  # metadata text with lone surrogates could not be written to parquet
+        if column != "text" and (out[column].dtype == object or str(out[column].dtype) in ("str", "string")):
+            if any(isinstance(v, str) and _SURROGATE.search(v) for v in out[column]):
+                out[column] = [_without_surrogates(v, report, strict, source, f"column {column!r}")
+                               if isinstance(v, str) else v for v in out[column]]
     report.n_kept += len(out)
     return out
+
+
+def _without_surrogates(text: str, report: ReadReport, strict: bool, source: str, where: str) -> str:
+    if not _SURROGATE.search(text):
+        return text
+    if strict:
+        raise InputError(f"{source}: {where} holds a lone surrogate, which is not valid Unicode "
+                         "(without strict=True it is replaced by U+FFFD)")
+    text, n = replace_surrogates(text)
+    _counter.n = getattr(_counter, "n", 0) + n
+    report.n_replaced_bytes = _counter.n
+    return text
+
+
+def _record_without_surrogates(record: dict, strict: bool, path, lineno: int) -> dict:
+    """A JSON object whose strings (``"\\ud800"`` escapes) may hold lone surrogates, cleaned like bytes."""
+    def clean(value):
+        if isinstance(value, str) and _SURROGATE.search(value):
+            if strict:
+                raise InputError(f"{path}: line {lineno}: a string holds a lone surrogate, which is not valid "
+                                 "Unicode (without strict=True it is replaced by U+FFFD)")
+            value, n = replace_surrogates(value)
+            _counter.n = getattr(_counter, "n", 0) + n
+        return value
+
+    return {clean(key): clean(value) for key, value in record.items()}
 
 
 def _with_text_first(frame, text_col: str, source: str):
@@ -293,6 +344,8 @@ def _jsonl_chunks(path, compressed, errors, chunk_rows, text_col):
                 raise InputError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
             if not isinstance(record, dict):
                 raise InputError(f"{path}: line {lineno}: expected a JSON object, got {type(record).__name__}")
+            if "\\u" in line:  # only an escape can make a lone surrogate
+                record = _record_without_surrogates(record, errors == "strict", path, lineno)
             if text_col not in record:
                 keys = ", ".join(repr(k) for k in record) or "none"
                 raise InputError(f"{path}: line {lineno}: no key '{text_col}' (keys: {keys}); choose one with text_col=")
@@ -349,7 +402,13 @@ def _folder_chunks(folder: Path, *, strict: bool, chunk_rows: int):
             raise InputError(f"{file}: not valid UTF-8 near byte {exc.start} (use strict=False to replace undecodable bytes)") from None
         except OSError as exc:
             raise InputError(f"{file}: cannot read ({exc.strerror})") from None
-        names.append(str(file.relative_to(folder)))
+        name = str(file.relative_to(folder))
+        if _SURROGATE.search(name):  # a file name that is not UTF-8
+            if strict:
+                raise InputError(f"{fs_text(file)}: the file name is not valid UTF-8 (without strict=True "
+                                 "its undecodable bytes are replaced)")
+            name = fs_text(name)
+        names.append(name)
         if len(texts) >= chunk_rows:
             yield pd.DataFrame({"text": texts, "path": names})
             texts, names = [], []

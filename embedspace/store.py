@@ -322,11 +322,15 @@ def csv_safe(frame):
 
     A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is
     prefixed with ``'`` (the OWASP rule for CSV injection), so text taken from documents
-    (``=HYPERLINK(...)``) is shown, never evaluated. Numbers are left as they are.
+    (``=HYPERLINK(...)``) is shown, never evaluated. Numbers are left as they are; text
+    columns are treated alike whether pandas holds them as ``object`` or ``str``.
     """
+    import pandas as pd
+
     frame = frame.copy()
     for column in frame.columns:
-        if frame[column].dtype != object:
+        kind = frame[column].dtype
+        if not (kind == object or pd.api.types.is_string_dtype(kind)):  # numbers, dates: never a formula
             continue
         frame[column] = [("'" + v) if isinstance(v, str) and v.startswith(_FORMULA_START) else v for v in frame[column]]
     return frame

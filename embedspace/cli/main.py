@@ -14,14 +14,16 @@ import logging
 import os
 import re
 import shlex
+import signal
 import sys
+import threading
 import time
 
 from embedspace import __version__
 from embedspace.cli._common import UsageError
 from embedspace.errors import EmbedspaceError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "printable"]
 
 _COMMANDS = ("embed", "info", "index", "search", "map", "outliers", "duplicates", "compare", "relate", "evaluate", "vae",
              "cache", "demo")
@@ -124,8 +126,27 @@ def _restore_logging(handler: _DeferredHandler, saved: tuple) -> None:
     logger.level, logger.propagate = saved
 
 
+# Characters a terminal acts on instead of showing: C0/C1 controls (ESC starts colour and
+# title sequences), bidirectional overrides, and lone surrogates (which cannot be printed).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(text) -> str:
+    """``text`` safe to print on a terminal: control characters shown as escapes (``\\x1b``).
+
+    Document text, metadata and queries can hold escape sequences that would recolour,
+    retitle or clear the user's terminal; they are printed as text instead. Tabs and
+    newlines are kept (callers that need one line collapse them).
+    """
+    def escape(match):
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNPRINTABLE.sub(escape, str(text))
+
+
 def _one_line(message: str) -> str:
-    return " ".join(str(message).split())
+    return printable(" ".join(str(message).split()))
 
 
 # Library errors name parameters (``text_col=``); these are the flags whose name differs
@@ -166,6 +187,24 @@ def _option_names(parser) -> set[str]:
     return names
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every ``finally`` and temporary-folder cleanup runs."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _handle_sigterm():
+    """Make SIGTERM end the command like Ctrl-C; return what to restore (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 2 bad input or failure).
 
@@ -177,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     log_lines = saved_logging = parser = None
+    saved_sigterm = _handle_sigterm()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -196,9 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     except EmbedspaceError as exc:
         print(f"error: {as_flags(_one_line(exc), parser)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        notes = "; ".join(getattr(exc, "__notes__", ()))  # e.g. how much finished work was kept
+        stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"  # SIGTERM or Ctrl-C
+        print(f"error: {stopped}{f' ({notes})' if notes else ''}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except BrokenPipeError:
         try:
             sys.stdout = open(os.devnull, "w")
@@ -221,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     finally:
+        if saved_sigterm is not None:
+            signal.signal(signal.SIGTERM, saved_sigterm)
         if log_lines is not None:
             log_lines.drop_held()  # a failure: only its error line (lines already released stay)
             log_lines.flush_held()

@@ -12,9 +12,11 @@ import decimal
 import sys
 
 from embedspace.cli._common import add_command, emit_json, positive_int, progress_of
+from embedspace.cli.main import printable
 from embedspace.encoding import BACKENDS
 from embedspace.evaluation import evaluate_retrieval
 from embedspace.search import KINDS, MODES, load_index
+from embedspace.sources import fs_text
 
 _SNIPPET = 100
 _CELL = 30
@@ -51,7 +53,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     index = load_index(args.index)
-    records = index.search_records(args.queries, k=args.k, where=args.where, mode=args.mode)
+    queries = [fs_text(q) for q in args.queries]  # bytes that are not UTF-8 (kept as surrogates) become U+FFFD
+    records = index.search_records(queries, k=args.k, where=args.where, mode=args.mode)
     if args.json:
         emit_json({"queries": [{"query": r["query"], "results": [_plain(hit) for hit in r["results"]]} for r in records]})
     else:
@@ -76,7 +79,7 @@ def _plain(hit: dict) -> dict:
 
 
 def _shorten(value, width: int) -> str:
-    text = " ".join(str("" if value is None else value).split())
+    text = printable(" ".join(str("" if value is None else value).split()))  # escape codes shown, never run
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -86,13 +89,13 @@ def _print_results(records: list[dict]) -> None:
     for number, record in enumerate(records):
         if number:
             write("\n")
-        write(f"query: {record['query']}\n")
+        write(f"query: {printable(' '.join(record['query'].split()))}\n")
         hits = record["results"]
         if not hits:
             write("  (no matching rows)\n")
             continue
         meta = [key for key in hits[0] if key not in ("rank", "row", "score", "text")]
-        header = ["rank", "score", "row"] + meta + ["text"]
+        header = ["rank", "score", "row"] + [_shorten(m, _CELL) for m in meta] + ["text"]
         rows = [
             [str(h["rank"]), f"{h['score']:.4f}", str(h["row"])] + [_shorten(h.get(m), _CELL) for m in meta] + [_shorten(h["text"], _SNIPPET)]
             for h in hits

@@ -8,12 +8,14 @@ reruns the clustering with several seeds.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from embedspace._progress import progress_bar
 from embedspace.encoding import default_map_backend, load_or_embed
 from embedspace.errors import InputError
-from embedspace.mapping.mapper import CLUSTER_DIMENSIONS, MIN_DOCUMENTS, N_NEIGHBORS, CollectionMapper
+from embedspace.mapping.mapper import CLUSTER_DIMENSIONS, MAP_COLUMNS, MIN_DOCUMENTS, N_NEIGHBORS, CollectionMapper
 from embedspace.mapping.sampled import SAMPLE_SIZE, SampledMapper
 
 __all__ = ["clustering_stability", "make_mapper", "map_collection", "space_to_map"]
@@ -30,8 +32,28 @@ def space_to_map(source, *, text_col: str = "text", label_col: str | None = None
     """
     if backend == "auto":
         backend = default_map_backend()
-    return load_or_embed(source, text_col=text_col, label_col=label_col, model=model, backend=backend,
-                         max_tokens=max_tokens, min_documents=MIN_DOCUMENTS, progress=progress)
+    space = load_or_embed(source, text_col=text_col, label_col=label_col, model=model, backend=backend,
+                          max_tokens=max_tokens, min_documents=MIN_DOCUMENTS, progress=progress)
+    _refuse_our_column_names(space, source)
+    return space
+
+
+_OUR_COLUMNS = re.compile(r"^(?:row|%s|cluster_l\d+)$" % "|".join(MAP_COLUMNS))
+
+
+def _refuse_our_column_names(space, source) -> None:
+    """A map writes ``row``, ``x``, ``y``, ``cluster``… itself: metadata of those names would be lost or crash it.
+
+    They are refused (not renamed) so that no column of the user's changes meaning
+    silently; the message names them.
+    """
+    taken = [str(c) for c in space.table.columns if _OUR_COLUMNS.match(str(c))]
+    if taken:
+        names = ", ".join(repr(c) for c in taken)
+        raise InputError(f"{source}: metadata column{'s' if len(taken) > 1 else ''} {names} "
+                         f"{'have' if len(taken) > 1 else 'has'} the name{'s' if len(taken) > 1 else ''} of a column "
+                         "the map writes (row, x, y, cluster, probability, outlier_score, cluster_l0…); rename "
+                         f"{'them' if len(taken) > 1 else 'it'} in the input and run again")
 
 
 def map_collection(space, *, seed: int = 0, min_cluster_size="auto", k: int | None = None,

@@ -24,6 +24,11 @@ quoted strings, numeric columns numbers, boolean columns ``true``/``false``, dat
 columns quoted ISO dates (``date >= '2020-01-31'``). Missing values (null, NaN) match
 only ``!=`` and ``not in``, as in pandas.
 
+Integer columns (int64, uint64 — e.g. IDs above 2**53) are compared as integers, never
+through float64, so ``id == 9007199254740993`` matches that row and no neighbour. Number
+literals are bounded: an integer outside the range of int64/uint64 (a 400-digit literal)
+or a float that overflows (``1e400``) is one clear error.
+
 The mask is computed with numpy over either a pandas DataFrame or a pyarrow Table, so the
 command-line search path never has to import pandas.
 """
@@ -42,6 +47,8 @@ __all__ = ["Filter", "parse_filter", "filter_mask"]
 
 _MAX_LENGTH = 10_000
 _MAX_DEPTH = 64
+_INT_RANGE = (-(2 ** 63), 2 ** 64 - 1)  # what an int64 or uint64 column can hold
+_MAX_DIGITS = 40  # a longer numeral is refused before Python converts it
 _COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
 _KEYWORDS = {"and", "or", "not", "in", "true", "false"}
 _TOKEN = re.compile(
@@ -90,8 +97,7 @@ def _tokenize(text: str) -> list[_Token]:
         if kind == "space":
             continue
         if kind == "number":
-            value = float(raw) if any(c in raw for c in ".eE") else int(raw)
-            tokens.append(_Token("number", value, start, raw))
+            tokens.append(_Token("number", _number(text, start, raw), start, raw))
         elif kind == "name":
             lowered = raw.lower()
             if lowered in _KEYWORDS:
@@ -110,6 +116,22 @@ def _tokenize(text: str) -> list[_Token]:
             tokens.append(_Token("punct", raw, start, raw))
     tokens.append(_Token("end", None, len(text) + 1, ""))
     return tokens
+
+
+def _number(text: str, start: int, raw: str):
+    """The value of a number literal; one clear error for a literal no column can hold."""
+    digits = sum(c.isdigit() for c in raw.split("e")[0].split("E")[0])
+    if any(c in raw for c in ".eE"):
+        value = float(raw) if digits <= 400 else float("inf")
+        if not np.isfinite(value):
+            raise _error(text, start, f"the number {raw[:20] + '…' if len(raw) > 20 else raw} is too large "
+                         "(a float must stay below about 1.8e308)")
+        return value
+    value = int(raw) if digits <= _MAX_DIGITS else None
+    if value is None or not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+        raise _error(text, start, f"the integer {raw[:20] + '…' if len(raw) > 20 else raw} is out of range "
+                     "(integer columns hold -2**63 to 2**64-1)")
+    return value
 
 
 def _error(text: str, position: int, problem: str) -> InputError:
@@ -255,12 +277,17 @@ class _Columns:
         self.is_arrow = hasattr(table, "schema") and hasattr(table, "column_names")
         self.names = list(table.column_names) if self.is_arrow else [str(c) for c in table.columns]
         self.n = table.num_rows if self.is_arrow else len(table)
-        self._cache: dict[str, tuple[str, np.ndarray]] = {}
+        self._cache: dict[str, tuple[str, np.ndarray, np.ndarray]] = {}
 
-    def get(self, name: str) -> tuple[str, np.ndarray]:
-        """Return (kind, values): kind is 'number', 'bool', 'datetime' or 'text'."""
+    def get(self, name: str) -> tuple[str, np.ndarray, np.ndarray]:
+        """Return (kind, values, present): kind is 'number', 'bool', 'datetime' or 'text'.
+
+        Integer columns keep their int64 / uint64 values (missing entries hold 0 and are
+        False in ``present``), so comparisons with integer literals are exact.
+        """
         if name not in self._cache:
-            self._cache[name] = self._arrow(name) if self.is_arrow else self._pandas(name)
+            kind, values, *present = self._arrow(name) if self.is_arrow else self._pandas(name)
+            self._cache[name] = (kind, values, present[0] if present else _present(values, kind))
         return self._cache[name]
 
     def _arrow(self, name):
@@ -270,7 +297,12 @@ class _Columns:
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
         kind = column.type
-        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        if pa.types.is_integer(kind):
+            present = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+            wide = pa.uint64() if pa.types.is_unsigned_integer(kind) else pa.int64()
+            values = column.cast(wide).fill_null(0).to_numpy(zero_copy_only=False)
+            return "number", np.asarray(values), present
+        if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
             return "number", np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
         if pa.types.is_boolean(kind):
             return "bool", np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
@@ -281,7 +313,11 @@ class _Columns:
     def _pandas(self, name):
         series = self.table[name]
         kind = getattr(series.dtype, "kind", "O")
-        if kind in "iuf":
+        if kind in "iu":
+            present = series.notna().to_numpy(dtype=bool)
+            wide = np.uint64 if kind == "u" else np.int64
+            return "number", series.to_numpy(dtype=wide, na_value=0), present
+        if kind == "f":
             return "number", series.to_numpy(dtype=np.float64, na_value=np.nan)
         if kind == "b":
             return "bool", series.to_numpy(dtype=object)
@@ -293,7 +329,7 @@ class _Columns:
 def _present(values: np.ndarray, kind: str) -> np.ndarray:
     """Boolean mask of the non-missing entries."""
     if kind == "number":
-        return ~np.isnan(values)
+        return ~np.isnan(values) if values.dtype.kind == "f" else np.ones(len(values), dtype=bool)
     if kind == "datetime":
         return ~np.isnat(values)
     wanted = (bool, np.bool_) if kind == "bool" else str
@@ -412,8 +448,7 @@ class Filter:
         if isinstance(node, _Bool):
             parts = [self._evaluate(child, columns) for child in node.operands]
             return np.logical_and.reduce(parts) if node.op == "and" else np.logical_or.reduce(parts)
-        kind, values = columns.get(node.column)
-        present = _present(values, kind)
+        kind, values, present = columns.get(node.column)
         if node.op in ("in", "not in"):
             wanted = {_as_key(_coerce(v, kind, node.column, values, self.text)) for v in node.value}
             inside = np.zeros(columns.n, dtype=bool)
@@ -432,6 +467,8 @@ class Filter:
 
 
 def _as_key(value):
+    if isinstance(value, np.integer):
+        return int(value)
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return int(value)
     if isinstance(value, np.bool_):

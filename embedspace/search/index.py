@@ -40,6 +40,7 @@ from embedspace.search import ann
 from embedspace.search.filters import Filter
 from embedspace.search.lexical import FUSION_DEPTH, BM25Index, reciprocal_rank_fusion
 from embedspace.search.set_sources import SetSource, VectorRows, combine_tables, open_entry, verify_payloads
+from embedspace.sources import replace_surrogates
 from embedspace.store import library_versions, read_consistently, read_manifest, refuse_links, write_manifest
 
 __all__ = ["Index", "add_to_index", "build_index", "load_index", "FORMAT", "FORMAT_VERSION", "KINDS", "MODES"]
@@ -433,7 +434,7 @@ def _check_queries(queries) -> list[str]:
     for i, query in enumerate(queries, start=1):
         if not isinstance(query, str) or not query.strip():
             raise InputError(f"query {i} is empty: every query needs some text")
-    return queries
+    return [replace_surrogates(query)[0] for query in queries]  # lone surrogates: like undecodable bytes
 
 
 def _check_same_space(model, d, other, other_d, *, what: str) -> None:
