@@ -274,11 +274,11 @@ def contaminated(table, vectors, *, share=0.03, seeds=(0, 1, 2, 3, 4), glosh=Tru
                       for m in METHODS}
             scores["knn k=1"] = es.outlier_scores(collection, method="knn", k=1)
             scores["knn k=20"] = es.outlier_scores(collection, method="knn", k=20)
-            if glosh:
+            if glosh and seed == seeds[0]:  # one map per super-group: the maps are most of the run's time
                 from embedspace.mapping import CollectionMapper
 
                 mapper = CollectionMapper(display=False, random_state=seed, progress=False).fit(collection)
-                scores["GLOSH (map)"] = mapper.space_.table["outlier_score"].to_numpy()
+                scores["GLOSH (map), first draw only"] = mapper.space_.table["outlier_score"].to_numpy()
             for method, values in scores.items():
                 top = np.argsort(-np.asarray(values), kind="stable")[:n_anomalies]
                 per.setdefault(method, []).append((roc_auc_score(truth, values), truth[top].mean()))
@@ -443,7 +443,7 @@ def run_duplicates(args):
           f"{time.perf_counter() - started:.0f} s", flush=True)
     source, kind = docs["source"].to_numpy(), docs["kind"].to_numpy()
     rows = []
-    for threshold in (0.80, 0.85, 0.88, 0.90, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98):
+    for threshold in (0.70, 0.75, 0.80, 0.82, 0.85, 0.88, 0.90, 0.92, 0.94, 0.95, 0.96, 0.98):
         started = time.perf_counter()
         labels = duplicate_groups(space, threshold, progress=False)
         took = time.perf_counter() - started

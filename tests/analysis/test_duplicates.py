@@ -58,7 +58,7 @@ def test_copies_are_grouped_and_distinct_sentences_are_not(copies):
     found = _pairs(labels)
     recall = len(found & truth) / len(truth)
     precision = len(found & truth) / max(len(found), 1)
-    assert recall >= 0.95 and precision >= 0.93, (recall, precision)  # 0.983 and 0.967 measured
+    assert recall >= 0.95 and precision >= 0.9, (recall, precision)  # 1.0 and 0.923 measured (0.983, 0.967 at 0.95)
     exact_groups = groups[groups["exact"]]
     assert len(exact_groups) == 20  # every case/space copy, whatever its vector
     assert set(map(tuple, exact_groups["rows"].map(sorted))) == {(i, 300 + i) for i in range(20)}
@@ -122,7 +122,7 @@ def test_bad_thresholds_are_refused(bad):
 
 
 def test_presets_and_one_document(copies):
-    assert resolve_threshold("near") == 0.95 and resolve_threshold("0.9") == 0.9
+    assert resolve_threshold("near") == 0.85 and resolve_threshold("0.9") == 0.9
     with pytest.raises(es.InputError, match="at least 2 documents"):
         es.find_duplicates(copies.select([0]))
 
