@@ -159,7 +159,8 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool, inputs=(), ki
 def check_replaceable(target: Path, kind: str | None, *, shown=None) -> None:
     """Refuse to replace ``target`` unless embedspace wrote it as a ``kind`` output.
 
-    Replaceable: an empty folder; a file when ``kind`` is ``"file"``; a directory whose
+    Replaceable: an empty folder; an image file (PNG, PDF, SVG…) when ``kind`` is ``"file"``
+    (plots; a user's text or data file of the same name is refused); a directory whose
     ``manifest.json`` names the format ``kind`` (any ``embedspace.*`` format when ``kind``
     is ``None``) and which holds only what that manifest accounts for (its payload files,
     and the EmbeddingSets an index keeps inside itself). Never replaceable: a symbolic
@@ -182,7 +183,10 @@ def check_replaceable(target: Path, kind: str | None, *, shown=None) -> None:
             raise OutputExistsError(f"{refuse}: it is {what}; write the output to a new folder")
     if not target.is_dir():
         if kind == FILE:
-            return
+            if _is_image(target):
+                return
+            raise OutputExistsError(f"{refuse}: it is not an image embedspace could have written (a plot is PNG, "
+                                    "PDF or SVG); write the plot to another path")
         raise OutputExistsError(f"{refuse}: it is a file, not {wanted}; write the output somewhere else")
     try:
         entries = [entry.name for entry in os.scandir(target)]
@@ -209,6 +213,19 @@ def check_replaceable(target: Path, kind: str | None, *, shown=None) -> None:
             f"{refuse}: besides its own files it holds {_some(extra)}, which embedspace did not write; move them out "
             "first or write the output somewhere else"
         )
+
+
+_IMAGE_STARTS = (b"\x89PNG\r\n\x1a\n", b"%PDF-", b"<?xml", b"<svg", b"\xff\xd8\xff", b"%!PS")
+
+
+def _is_image(path: Path) -> bool:
+    """Whether a file starts like an image or plot document (what a ``kind="file"`` output replaces)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64).lstrip()
+    except OSError:
+        return False
+    return head.startswith(_IMAGE_STARTS)
 
 
 def _some(names: list[str], limit: int = 3) -> str:

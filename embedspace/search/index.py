@@ -25,6 +25,7 @@ in place the index works again, if it is changed the index refuses to load.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -360,6 +361,8 @@ class Index:
             try:
                 faiss.write_index(self._faiss, str(tmp / "index.faiss"))
             except RuntimeError as exc:  # FAISS reports a failed write (a full disk) as RuntimeError
+                if "No space left on device" in str(exc):
+                    raise OSError(errno.ENOSPC, "no space left on device", str(target)) from None
                 raise OSError(f"cannot write index.faiss: {str(exc).splitlines()[0]}") from None
             files = ["index.faiss"]
             if self._lexical_settings:
