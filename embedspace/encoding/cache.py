@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from embedspace._fs import cache_dir
+from embedspace._fs import cache_dir, remove_stale_temporaries
 from embedspace.encoding.backends import PADDING_SENSITIVE
 from embedspace.errors import InputError
 
@@ -186,6 +186,7 @@ class EmbeddingCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self._writable():
             return self._open_read_only("it is read-only")
+        _remove_dead_exports(self.path.parent / "models")
         try:
             conn = _open_database(self.path)
         except sqlite3.DatabaseError as exc:
@@ -452,6 +453,17 @@ class _NewerSchema(Exception):
 _DAMAGE = ("file is not a database", "malformed", "not a database", "file is encrypted")
 _READ_ONLY = ("readonly", "read-only", "unable to open database file", "attempt to write")
 _said: set = set()
+
+
+def _remove_dead_exports(models: Path) -> None:
+    """Delete half-written model exports (``NAME.tmp-PID``) whose process died (kill -9, power cut)."""
+    if not models.is_dir():
+        return
+    remove_stale_temporaries(models, ours_only_here=True)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(models):
+            if entry.is_dir(follow_symlinks=False):
+                remove_stale_temporaries(entry.path, ours_only_here=True)
 
 
 def _is_damage(exc: Exception) -> bool:

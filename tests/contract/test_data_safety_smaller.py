@@ -200,3 +200,26 @@ def test_9_clusters_csv_cells_never_start_a_formula(tmp_path, cli):
     cells = [cell for column in clusters.columns for cell in clusters[column]]
     assert any("HYPERLINK" in cell for cell in cells)
     assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@"))]
+
+
+def test_9_half_written_model_exports_of_dead_processes_are_removed(world, tmp_path, cli, monkeypatch):
+    """A model export killed midway (``models/NAME.tmp-PID``) is removed by the next run that opens the cache."""
+    from helpers import private_cache
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shared = Path(os.environ["EMBEDSPACE_CACHE_DIR"])
+    (cache / "models").mkdir()
+    for export in (shared / "models").iterdir():  # the exported model itself, shared by link
+        (cache / "models" / export.name).symlink_to(export)
+    private_cache(cache)
+    pid = _dead_pid()
+    half = cache / "models" / f"0123456789abcdef01234567-v1.tmp-{pid}"
+    half.mkdir()
+    (half / "model.onnx").write_bytes(b"\0" * 4096)
+    half_int8 = cache / "models" / f"feedface-v1.tmp-{pid}.onnx"
+    half_int8.write_bytes(b"\0" * 4096)
+    monkeypatch.setenv("EMBEDSPACE_CACHE_DIR", str(cache))
+    status, out, err = cli("embed", world / "docs.parquet", "-o", tmp_path / "out.set", "--quiet")
+    assert_success(status, out, err)
+    assert not half.exists() and not half_int8.exists()
