@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 
 from embedspace.store import jsonable
@@ -21,9 +22,29 @@ __all__ = [
     "positive_float",
     "positive_int",
     "print_table",
+    "printable",
     "progress_of",
     "seed",
 ]
+
+
+# Characters a terminal acts on instead of showing: C0/C1 controls (ESC starts colour and
+# title sequences), bidirectional overrides, and lone surrogates (which cannot be printed).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(text) -> str:
+    """``text`` safe to print on a terminal: control characters shown as escapes (``\\x1b``).
+
+    Document text, metadata and queries can hold escape sequences that would recolour,
+    retitle or clear the user's terminal; they are printed as text instead. Tabs and
+    newlines are kept (callers that need one line collapse them).
+    """
+    def escape(match):
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNPRINTABLE.sub(escape, str(text))
 
 
 class UsageError(Exception):
@@ -150,7 +171,7 @@ def print_table(frame, *, max_width: int = 60) -> None:
     import pandas as pd
 
     def shorten(value):
-        text = " ".join(str(value).split())
+        text = printable(" ".join(str(value).split()))  # escape codes in document text are shown, never run
         return text if len(text) <= max_width else text[: max_width - 1] + "…"
 
     shown = frame.copy()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from embedspace.cli._common import add_command, emit_json
+from embedspace.cli._common import add_command, emit_json, printable
 from embedspace.embeddingset import EmbeddingSet
 
 
@@ -34,5 +34,5 @@ def run(args) -> int:
     else:
         print(f"{args.path}: {info['n']} vectors x {info['d']} ({info['dtype']}), checksums ok")
         print(f"model:   {space.model.describe() if space.model else 'unknown'} [{space.model.backend if space.model else '-'}]")
-        print(f"columns: {', '.join(info['columns'])}")
+        print(f"columns: {printable(', '.join(map(str, info['columns'])))}")
     return 0

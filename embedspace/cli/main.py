@@ -20,10 +20,10 @@ import threading
 import time
 
 from embedspace import __version__
-from embedspace.cli._common import UsageError
+from embedspace.cli._common import UsageError, printable
 from embedspace.errors import EmbedspaceError
 
-__all__ = ["main", "build_parser", "printable"]
+__all__ = ["main", "build_parser"]
 
 _COMMANDS = ("embed", "info", "index", "search", "map", "outliers", "duplicates", "compare", "relate", "evaluate", "vae",
              "cache", "demo")
@@ -124,25 +124,6 @@ def _restore_logging(handler: _DeferredHandler, saved: tuple) -> None:
     logger = logging.getLogger("embedspace")
     logger.removeHandler(handler)
     logger.level, logger.propagate = saved
-
-
-# Characters a terminal acts on instead of showing: C0/C1 controls (ESC starts colour and
-# title sequences), bidirectional overrides, and lone surrogates (which cannot be printed).
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
-def printable(text) -> str:
-    """``text`` safe to print on a terminal: control characters shown as escapes (``\\x1b``).
-
-    Document text, metadata and queries can hold escape sequences that would recolour,
-    retitle or clear the user's terminal; they are printed as text instead. Tabs and
-    newlines are kept (callers that need one line collapse them).
-    """
-    def escape(match):
-        code = ord(match.group())
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-    return _UNPRINTABLE.sub(escape, str(text))
 
 
 def _one_line(message: str) -> str:

@@ -11,8 +11,7 @@ import datetime
 import decimal
 import sys
 
-from embedspace.cli._common import add_command, emit_json, positive_int, progress_of
-from embedspace.cli.main import printable
+from embedspace.cli._common import add_command, emit_json, positive_int, printable, progress_of
 from embedspace.encoding import BACKENDS
 from embedspace.evaluation import evaluate_retrieval
 from embedspace.search import KINDS, MODES, load_index
