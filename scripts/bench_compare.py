@@ -10,7 +10,7 @@ Parts (``--part``; each prints markdown tables and saves its raw numbers as JSON
   ``compare_sets``: purity and coverage of B's top over-represented region.
 - ``speed``: ``compare_sets`` on two 3,000-post sets against ``es.map`` of their union.
 - ``groups``: ``compare_groups --by label`` on the test split (is each group's own topic first
-  in its column?), and a synthetic date column over 10 bins of 500 posts in which sci.space's
+  in its column?), and a synthetic date column over 10 bins of 350 posts in which sci.space's
   share rises from 1% to 20% (is that topic flagged, and no other at q < 0.01?).
 - ``models``: ``compare_models`` of the default backend against exact ``onnx``, and of
   ``max_tokens=64`` against the full window (embedded here, through the cache).
@@ -88,10 +88,11 @@ def calibration(space, test, labels, seeds: int, args) -> list[dict]:
         a, b = space.select(order[:half]), space.select(order[half:])
         source = np.r_[np.zeros(half, bool), np.ones(len(order) - half, bool)]
         vectors = np.asarray(space.vectors[order], dtype=np.float32)
-        row = {"seed": seed, **global_tests(vectors, source, seed, mmd=not args.no_mmd)}
+        row = {"seed": seed, **global_tests(vectors, source, seed, mmd=not args.no_mmd, linear=not args.no_linear)}
         if not args.tests_only:
             result = es.compare_sets(a, b, seed=seed, progress=False)
             row["compare_p"] = result.metrics["p_value"]
+            row["p_regions"] = result.metrics["global_test"]["parts"]["regions"]["p_value"]
             row["n_significant"] = result.metrics["n_significant"]
             row["n_regions"] = result.metrics["n_regions"]
             row["min_q"] = float(result.regions["q_value"].min())
@@ -112,9 +113,10 @@ def injected_split(test, labels, group: str, share: float, seed: int):
 
 def power(space, test, labels, seeds: int, args) -> list[dict]:
     rows = []
-    for share in [0.05] + [x for x in SHARES if x != 0.05]:  # the acceptance cell first
+    wanted = [float(x) for x in args.shares.split(",")] if args.shares else SHARES
+    for share in [x for x in [0.05] + SHARES[:2] + SHARES[3:] if x in wanted]:  # the acceptance cell first
         for group in GROUPS:
-            for seed in range(seeds):
+            for seed in range(seeds if share == 0.05 or not args.other_seeds else args.other_seeds):
                 a, b, n_g = injected_split(test, labels, group, share, seed)
                 order = np.r_[a, b]
                 source = np.r_[np.zeros(len(a), bool), np.ones(len(b), bool)]
@@ -133,6 +135,8 @@ def top_region(space, a, b, group: str, n_g: int, seed: int) -> dict:
     table = result.space.table
     over = result.regions[(result.regions["significant"]) & (result.regions["log2_ratio"] > 0)]
     out = {"compare_p": result.metrics["p_value"], "n_significant": result.metrics["n_significant"],
+           "p_knn_map": result.metrics["global_test"]["parts"]["knn"]["p_value"],
+           "p_regions": result.metrics["global_test"]["parts"]["regions"]["p_value"],
            "compare_seconds": result.metrics["timings"]["total"]}
     if len(over) == 0:
         return {**out, "purity": 0.0, "coverage": 0.0}
@@ -176,9 +180,9 @@ def groups(space, test, labels, args) -> dict:
         other_rows = list(rng.permutation(test[labels[test] != "sci.space"]))
         rows, dates = [], []
         for b, share in enumerate(np.linspace(0.01, 0.20, 10)):
-            n_space = round(500 * share)
-            rows += [space_rows.pop() for _ in range(n_space)] + [other_rows.pop() for _ in range(500 - n_space)]
-            dates += [f"2024-{b + 1:02d}-{d:02d}" for d in rng.integers(1, 28, 500)]
+            n_space = round(350 * share)
+            rows += [space_rows.pop() for _ in range(n_space)] + [other_rows.pop() for _ in range(350 - n_space)]
+            dates += [f"2024-{b + 1:02d}-{d:02d}" for d in rng.integers(1, 28, 350)]
         chosen = space.select(np.array(rows)).assign(date=dates)
         result = es.compare_groups(chosen, by="date", bins=10, seed=seed, progress=False)
         topics, table = result.topics, result.space.table
@@ -229,6 +233,9 @@ def report_calibration(rows) -> None:
             p = np.array([r[test] for r in rows])
             t = np.mean([r[f"t_{test}"] for r in rows])
             print(f"| {test} | {(p < 0.05).sum()} of {n} | {p.mean():.3f} | {t:.1f} |")
+    if "compare_p" in rows[0]:
+        print(f"| knn+regions (default; full compare_sets) | {sum(r['compare_p'] < 0.05 for r in rows)} of {n} | "
+              f"{np.mean([r['compare_p'] for r in rows]):.3f} | |")
     if "n_significant" in rows[0]:
         clean = sum(r["n_significant"] == 0 for r in rows)
         print(f"\nsplits with no region at q < 0.05: {clean} of {n} "
@@ -238,8 +245,7 @@ def report_calibration(rows) -> None:
 def report_power(rows) -> None:
     tests = [t for t in ("knn", "linear", "mmd") if t in rows[0]]
     shares = sorted({r["share"] for r in rows})
-    seeds = len({r["seed"] for r in rows})
-    print(f"\npower: detection rate (p < 0.05) over {seeds} seeds, A = B = 3,000 posts, B holds x% posts of G:\n")
+    print("\npower: detection rate (p < 0.05) per cell (detected/seeds), A = B = 3,000 posts, B holds x% posts of G:\n")
     print("| G | x | " + " | ".join(tests) + " |")
     print("|---|---|" + "---|" * len(tests))
     for group in GROUPS:
@@ -268,6 +274,8 @@ def main() -> None:
     parser.add_argument("--set", default="/tmp/emb/20ng.set")
     parser.add_argument("--out", default="/tmp/bench_compare")
     parser.add_argument("--no-mmd", action="store_true", help="skip the MMD baseline")
+    parser.add_argument("--shares", default="", help="power: comma-separated shares to run (default: all)")
+    parser.add_argument("--other-seeds", type=int, default=0, help="power: seeds of the cells other than x = 5%% (default: --seeds)")
     parser.add_argument("--no-linear", action="store_true", help="skip the linear classifier test")
     parser.add_argument("--tests-only", action="store_true", help="global tests only (no compare_sets)")
     args = parser.parse_args()

@@ -140,3 +140,16 @@ def test_bad_input():
         linear_cka(np.zeros((5, 2)), np.zeros((6, 2)))
     with pytest.raises(InputError):
         knn_overlap(np.zeros((3, 2)), np.zeros((3, 4)))
+
+
+def test_region_test_null_and_one_region_that_grew():
+    from embedspace.analysis.compare_stats import region_test
+
+    rng = np.random.default_rng(6)
+    regions = rng.integers(0, 20, 1000)
+    p_values = [region_test(regions, rng.permutation(np.r_[np.zeros(500, bool), np.ones(500, bool)]),
+                            permutations=200, seed=s)["p_value"] for s in range(30)]
+    assert sum(p < 0.05 for p in p_values) <= 5
+    source = rng.random(1000) < 0.5
+    source[regions == 3] = rng.random((regions == 3).sum()) < 0.9  # region 3 mostly B
+    assert region_test(regions, source, permutations=200)["p_value"] < 0.01
