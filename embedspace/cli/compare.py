@@ -56,8 +56,8 @@ def _register_sets(verbs) -> None:
         help="is B drawn like A? a global test, the regions that differ, and B's most novel documents",
         description=(
             "Map A and B together (one kNN graph) and test whether they come from one distribution: the default "
-            f"'{DEFAULT_TEST}' test is a classifier two-sample test on the map's neighbour graph with a permutation "
-            "p-value. Then, per region of the map, the share of A and of B, a two-sided Fisher exact test and "
+            f"'{DEFAULT_TEST}' test combines (Bonferroni) a classifier two-sample test on the map's neighbour graph and "
+            "a test of the smallest per-region p-value, both with permutation p-values. Then, per region of the map, the share of A and of B, a two-sided Fisher exact test and "
             "Benjamini-Hochberg q-values; regions with q < --alpha are ranked by effect size. Every document of B gets "
             "a novelty score against A (1.0 = as close to A as A's own documents are). -o DIR gets regions.csv, "
             "documents.parquet (with a source column), compare.png, compare.html and metrics.json. --json prints "
