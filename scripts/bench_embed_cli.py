@@ -42,6 +42,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
@@ -115,7 +117,11 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--rss-n", type=int, default=100_000, help="short texts for the memory run (0: skip)")
     parser.add_argument("--importtime", action="store_true", help="print the slowest imports of the embed command")
+    parser.add_argument("--cache-writes", action="store_true",
+                        help="only compare batch-by-batch cache writes with 4,096-text slices, in this process")
     args = parser.parse_args(argv)
+    if args.cache_writes:
+        return cache_writes(args)
 
     work = Path(tempfile.mkdtemp(prefix="embedspace-bench-cli-"))
     try:
@@ -164,6 +170,52 @@ def timings(args, work, source, base_env, models, embed_args, export_s) -> None:
     print(f"  one-time export (+quantise) run     {export_s:7.2f} s   (completely empty cache, once per model)")
     print(f"  speed-up vs plain: {statistics.median(vs_plain):.2f}x (range {min(vs_plain):.2f}-{max(vs_plain):.2f})")
     print(f"  cached re-run vs first: {statistics.median(vs_first):.2f}x (range {min(vs_first):.2f}-{max(vs_first):.2f})")
+
+
+def cache_writes(args) -> int:
+    """Cost of keeping work on an interrupt: batch-by-batch cache writes vs the old 4,096-text slices.
+
+    ``encode_texts`` now takes each encoder batch as it finishes and writes to the cache
+    every 1,024 texts or 5 s (so Ctrl-C keeps finished batches); before, it embedded and
+    stored 4,096-text slices whole. Both run here on the same texts, each with an empty cache, in
+    interleaved rounds; the ratio is per round.
+    """
+    import embedspace.encoding as enc
+
+    texts = sts_sentences(args.n)
+    encoder = enc.load_encoder(backend=args.backend)
+
+    def old_way(cache):
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        for start in range(0, len(texts), 4096):
+            block = [texts[i] for i in order[start:start + 4096]]
+            cache.put(encoder.identity, block, encoder.encode(block, progress=False))
+
+    def new_way(cache):
+        enc.encode_texts(encoder, texts, cache=cache, progress=False)
+
+    encoder.encode(texts[:256], progress=False)  # warm up
+    ratios = []
+    with tempfile.TemporaryDirectory() as work:
+        for round_no in range(args.rounds):
+            times = {}
+            for name, way in (("slices", old_way), ("batches", new_way)):
+                cache = enc.EmbeddingCache(Path(work) / f"{name}-{round_no}.sqlite")
+                started = time.perf_counter()
+                way(cache)
+                times[name] = time.perf_counter() - started
+                cache.close()
+            ratios.append(times["batches"] / times["slices"])
+            print(f"round {round_no + 1}: 4,096-text slices {times['slices']:.2f} s, batch by batch "
+                  f"{times['batches']:.2f} s, ratio {ratios[-1]:.3f}", flush=True)
+    print(f"{_cpu_name()}, backend {encoder.backend}, {args.n} sentences: batch-by-batch / slices "
+          f"{statistics.median(ratios):.3f}x (median of {args.rounds}, range {min(ratios):.3f}-{max(ratios):.3f})")
+    return 0
+
+
+def _cpu_name() -> str:
+    with open("/proc/cpuinfo", encoding="utf-8") as handle:
+        return next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "unknown CPU")
 
 
 def peak_rss(args, work, base_env, models) -> None:

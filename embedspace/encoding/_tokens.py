@@ -5,9 +5,18 @@ Used by :class:`embedspace.encoding.encoders.SentenceEncoder` on its fast backen
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+import contextvars
+import logging
+from typing import Iterator, Sequence
 
-__all__ = ["encode_window", "report_truncation"]
+__all__ = ["encode_window", "report_truncation", "truncation_summary"]
+
+log = logging.getLogger("embedspace")
+
+# The summary being gathered by the innermost truncation_summary() block of this context
+# (None outside one): [texts seen, texts truncated, texts over ten windows, window].
+_SUMMARY: contextvars.ContextVar[list | None] = contextvars.ContextVar("embedspace_truncation", default=None)
 
 
 #: Characters of a text tokenised at first, per token of the window (5 tokenised 20 Newsgroups
@@ -67,18 +76,55 @@ def _window_before_last_word(encoding) -> bool:
 
 
 def report_truncation(windows: Sequence[float], max_length: int) -> None:
-    """Say how many texts were cut to the model's window (and warn about very long ones)."""
+    """Say how many texts were cut to the model's window (and warn about very long ones).
+
+    Inside a :func:`truncation_summary` block the counts are added up and said once when
+    the block ends; outside one they are said at once.
+    """
     truncated = sum(1 for w in windows if w)
+    huge = sum(1 for w in windows if w >= 10)  # estimated for texts tokenised in part
+    summary = _SUMMARY.get()
+    if summary is not None:
+        summary[0] += len(windows)
+        summary[1] += truncated
+        summary[2] += huge
+        summary[3] = max_length
+        return
+    _say(len(windows), truncated, huge, max_length)
+
+
+@contextlib.contextmanager
+def truncation_summary() -> Iterator[None]:
+    """Gather the truncation notes of every encode call in the block into one, said at its end.
+
+    A command embeds in many small slices (so that an interrupt keeps finished work); its
+    user wants one line for the whole input, counting the distinct texts embedded (texts
+    found in the cache or repeated are not tokenised, so not counted). Nested blocks add
+    to the outermost one.
+    """
+    if _SUMMARY.get() is not None:
+        yield
+        return
+    summary = [0, 0, 0, 0]
+    token = _SUMMARY.set(summary)
+    try:
+        yield
+    finally:
+        _SUMMARY.reset(token)
+    if summary[1]:
+        _say(*summary)
+
+
+def _say(seen: int, truncated: int, huge: int, max_length: int) -> None:
     if not truncated:
         return
-    import logging
-
-    log = logging.getLogger("embedspace")
-    log.info("%d of %d texts are longer than %d tokens; only their first %d tokens are embedded",
-             truncated, len(windows), max_length, max_length)
-    huge = sum(1 for w in windows if w >= 10)  # estimated for texts tokenised in part
+    texts = "text" if seen == 1 else "texts"
+    verb = "is" if truncated == 1 else "are"
+    log.info("%d of %d distinct %s embedded %s longer than %d tokens; only the first %d tokens of each are embedded",
+             truncated, seen, texts, verb, max_length, max_length)
     if huge:
         log.warning(
-            "about %d texts are more than 10x longer than the model's %d-token window and were truncated; "
-            "split long documents into passages to embed all of their text", huge, max_length,
+            "about %d %s more than 10x longer than the model's %d-token window and %s truncated; "
+            "split long documents into passages to embed all of their text",
+            huge, "text is" if huge == 1 else "texts are", max_length, "was" if huge == 1 else "were",
         )

@@ -42,7 +42,7 @@ import contextlib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -131,24 +131,51 @@ class SentenceEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        if self.backend == "torch":
-            return self._encode_torch(texts, progress)
-
-        ids, mask, order = self._tokenize_sorted(texts)
         shared = hasattr(progress, "update")
         bar = progress if shared else progress_bar(len(texts), "embedding", progress=progress, unit="text")
-        for rows, width in self._batches(mask.sum(axis=1), order):
-            batch_ids = ids[rows, :width]
-            batch_mask = mask[rows, :width]
-            hidden = self._run(batch_ids, batch_mask)
-            out[rows] = _pool(hidden, batch_mask, self.layout.pooling)
-            bar.update(len(rows))
-        if not shared:
-            bar.close()
-        if self.layout.normalize:
-            norms = np.linalg.norm(out, axis=1, keepdims=True)
-            out /= np.maximum(norms, 1e-12)
+        try:
+            for rows, vectors in self.encode_batches(texts):
+                out[rows] = vectors
+                bar.update(len(rows))
+        finally:
+            if not shared:
+                bar.close()
         return out
+
+    def encode_batches(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Embed texts batch by batch, yielding each batch as soon as it is done.
+
+        What :meth:`encode` runs; a caller that must keep finished work when it is
+        interrupted (:func:`embedspace.encoding.encode_texts`) stores each batch as it
+        comes. The batches are the ones :meth:`encode` runs, so the vectors are the same.
+
+        Parameters
+        ----------
+        texts : sequence of str of length n
+
+        Yields
+        ------
+        rows : ndarray of int, shape (b,)
+            Positions in ``texts``.
+        vectors : ndarray of shape (b, dim), float32
+        """
+        texts = list(texts)
+        if not texts:
+            return
+        if self.backend == "torch":
+            step = 8 * self.batch_size  # sentence-transformers batches inside each call
+            for start in range(0, len(texts), step):
+                rows = np.arange(start, min(start + step, len(texts)))
+                yield rows, self._encode_torch(texts[start:start + step], progress=False)
+            return
+        ids, mask, order = self._tokenize_sorted(texts)
+        for rows, width in self._batches(mask.sum(axis=1), order):
+            batch_mask = mask[rows, :width]
+            pooled = _pool(self._run(ids[rows, :width], batch_mask), batch_mask, self.layout.pooling)
+            vectors = np.array(pooled, dtype=np.float32)
+            if self.layout.normalize:
+                vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            yield rows, vectors
 
     # -- fast path internals
     def _batches(self, lengths: np.ndarray, order: np.ndarray):

@@ -10,6 +10,7 @@ with the input and a killed run, started again, redoes only what was not cached.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -23,6 +24,7 @@ from embedspace._fs import check_output_path
 from embedspace._progress import progress_bar
 from embedspace.embeddingset import FORMAT as SET_FORMAT
 from embedspace.embeddingset import EmbeddingSet, EmbeddingSetWriter
+from embedspace.encoding._tokens import truncation_summary
 from embedspace.encoding.cache import EmbeddingCache
 from embedspace.encoding.encoders import load_encoder
 from embedspace.errors import InputError
@@ -32,23 +34,39 @@ __all__ = ["embed", "embed_to_disk", "encode_texts", "is_set_directory", "load_o
 
 log = logging.getLogger("embedspace")
 
+CACHE_EVERY = 1024
+"""Most texts embedded between two writes to the cache (see :func:`encode_texts`)."""
+CACHE_SECONDS = 5.0
+"""Most seconds of embedding between two writes to the cache."""
+
 
 def encode_texts(
-    encoder, texts: Sequence[str], *, cache: EmbeddingCache | None = None, progress=None, cache_every: int = 4096
+    encoder, texts: Sequence[str], *, cache: EmbeddingCache | None = None, progress=None,
+    cache_every: int = CACHE_EVERY, cache_seconds: float = CACHE_SECONDS,
 ) -> tuple[np.ndarray, int]:
-    """Embed texts through the cache, each distinct text once.
+    """Embed texts through the cache, each distinct text once, keeping finished work on an interrupt.
+
+    The texts not in the cache are embedded one encoder batch at a time, shortest first.
+    Finished vectors reach the cache every ``cache_every`` texts or ``cache_seconds``
+    seconds, whichever comes first, and when the work stops early (Ctrl-C, SIGTERM, an
+    error) the finished batches are written before the exception goes on, with a note
+    ``"N texts saved to the cache; run the same command again to continue"`` added to it
+    (``exception.__notes__``). The cost of the small writes is measured by
+    ``scripts/bench_embed_cli.py`` (see ``scripts/BENCHMARKS.md``).
 
     Parameters
     ----------
     encoder : Encoder
-        Any object with ``identity``, ``dim`` and ``encode``.
+        Any object with ``identity``, ``dim`` and ``encode`` (and optionally ``batch_size``).
     texts : sequence of str of length n
     cache : EmbeddingCache or None
         Where to look vectors up and store new ones; ``None`` disables caching.
     progress : bool, None or progress bar
         Passed to ``encoder.encode``.
-    cache_every : int, default=4096
-        Texts embedded between two writes to the cache (the work a crash can lose).
+    cache_every : int, default=CACHE_EVERY
+        Most texts embedded between two writes to the cache.
+    cache_seconds : float, default=CACHE_SECONDS
+        Most seconds between two writes to the cache.
 
     Returns
     -------
@@ -68,20 +86,70 @@ def encode_texts(
         for i in missing:
             first.setdefault(texts[i], len(first))
         unique = list(first)
-        new = np.empty((len(unique), encoder.dim), dtype=np.float32)
-        # Embed in slices of similar length, storing each slice in the cache as soon as it
-        # is done: a killed process loses at most one slice of work.
-        by_length = np.argsort([len(t) for t in unique], kind="stable")
-        for start in range(0, len(unique), cache_every):
-            rows = by_length[start:start + cache_every]
-            block = [unique[i] for i in rows]
-            new[rows] = encoder.encode(block, progress=progress)
-            if cache is not None:
-                cache.put(encoder.identity, block, new[rows])
+        with truncation_summary():
+            new = _encode_keeping_work(encoder, unique, cache, progress, cache_every, cache_seconds)
         vectors[missing] = new[[first[texts[i]] for i in missing]]
     if hasattr(progress, "update"):
         progress.update(len(texts) - len(unique))
     return vectors, int(found.sum())
+
+
+def _encode_keeping_work(encoder, unique: list[str], cache, progress, cache_every: int, cache_seconds: float) -> np.ndarray:
+    """Vectors of shape (len(unique), dim), each batch written to the cache soon after it is done.
+
+    Slices of ``_SLICE`` texts of similar length go to the encoder (large enough for full,
+    evenly padded batches); an encoder with ``encode_batches`` hands back each batch as it
+    finishes, so the progress count and what an interrupt keeps are the same texts.
+    """
+    new = np.empty((len(unique), encoder.dim), dtype=np.float32)
+    by_length = np.argsort([len(t) for t in unique], kind="stable")
+    pending: list[np.ndarray] = []
+    saved = 0
+    last_write = time.monotonic()
+
+    def write() -> int:
+        nonlocal pending, last_write
+        if cache is not None and pending:
+            rows = np.concatenate(pending)
+            cache.put(encoder.identity, [unique[i] for i in rows], new[rows])
+            pending, last_write = [], time.monotonic()
+            return len(rows)
+        pending = []
+        return 0
+
+    shared = hasattr(progress, "update")
+    bar = progress if shared else progress_bar(len(unique), "embedding", progress=progress, unit="text")
+    try:
+        for start in range(0, len(unique), _SLICE):
+            block = by_length[start:start + _SLICE]
+            texts = [unique[i] for i in block]
+            if hasattr(encoder, "encode_batches"):
+                batches = encoder.encode_batches(texts)
+            else:
+                batches = [(np.arange(len(block)), encoder.encode(texts, progress=False))]
+            for positions, vectors in batches:
+                rows = block[positions]
+                new[rows] = vectors
+                pending.append(rows)  # before the count goes up: every text counted is kept on an interrupt
+                bar.update(len(rows))
+                if sum(len(r) for r in pending) >= cache_every or time.monotonic() - last_write >= cache_seconds:
+                    saved += write()
+    except BaseException as stopped:
+        if cache is not None:
+            with contextlib.suppress(Exception):
+                saved += write()
+            if saved and hasattr(stopped, "add_note"):
+                stopped.add_note(f"{saved} {'text' if saved == 1 else 'texts'} saved to the cache; run the same "
+                                 "command again to continue")
+        raise
+    finally:
+        if not shared:
+            bar.close()
+    write()
+    return new
+
+
+_SLICE = 4096  # texts handed to the encoder at once: batches stay full and evenly padded
 
 
 def _as_table(data, text_col: str, strict: bool):
@@ -317,8 +385,8 @@ def embed_to_disk(
     bar = progress_bar(None, "embedding", progress=progress, unit="text")
     extra = {"source": str(source), "text_col": text_col}
     try:
-        with EmbeddingSetWriter(output, dim=encoder.dim, model=encoder.identity, dtype=dtype, overwrite=overwrite, extra=extra,
-                                inputs=[source]) as writer:
+        with truncation_summary(), EmbeddingSetWriter(output, dim=encoder.dim, model=encoder.identity, dtype=dtype,
+                                                      overwrite=overwrite, extra=extra, inputs=[source]) as writer:
             for chunk in iter_chunks(source, text_col=text_col, strict=strict, chunk_rows=chunk_rows, report=report):
                 vectors, cached = encode_texts(encoder, chunk["text"].tolist(), cache=store, progress=bar)
                 n_cached += cached
