@@ -261,7 +261,10 @@ class Snapshot:
             manifest = os.stat(self.directory / MANIFEST)
         except OSError:
             return None
-        return folder.st_dev, folder.st_ino, manifest.st_ino, manifest.st_mtime_ns, manifest.st_size
+        # ctimes too: a rename changes the moved folder's ctime, so even a generation swapped out and
+        # back (same inodes, same times) between two looks is seen as changed
+        return (folder.st_dev, folder.st_ino, folder.st_ctime_ns, manifest.st_ino, manifest.st_mtime_ns,
+                manifest.st_ctime_ns, manifest.st_size)
 
     def changed(self) -> bool:
         """True if the directory is no longer the generation this snapshot saw."""

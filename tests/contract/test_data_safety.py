@@ -237,21 +237,29 @@ def _exchange(a: Path, b: Path) -> None:
 
 @pytest.mark.slow
 def test_7_a_reader_never_mixes_two_generations_of_an_index(world, tmp_path, cli):
-    """Swap two complete generations of one index path (20 vs 40 rows) while searching it.
+    """Replace one index path, again and again, by a new generation (20 or 40 rows) while searching it.
 
-    Every search must see one whole generation (its hits all from one of the two sets
-    of texts) or fail with a 'busy' error; never 'N bytes, manifest says M'.
+    Each replacement is what a writer does: a fresh copy of the next generation (new files,
+    new times) swapped in atomically, the old one deleted. Every search must see one whole
+    generation (all hits from one of the two sets of texts) or fail with a 'busy' error;
+    never 'N bytes, manifest says M'.
     """
-    index, spare = tmp_path / "x.index", tmp_path / "spare.index"
-    assert cli("index", world / "a.set", "-o", index, "--quiet")[0] == 0
+    index, small, large = tmp_path / "x.index", tmp_path / "small.index", tmp_path / "large.index"
+    assert cli("index", world / "a.set", "-o", small, "--quiet")[0] == 0
     both = _csv(tmp_path / "ab.csv", TEXTS[:40], year=list(range(40)))
     assert cli("embed", both, "-o", tmp_path / "ab.set", "--quiet")[0] == 0
-    assert cli("index", tmp_path / "ab.set", "-o", spare, "--quiet")[0] == 0
+    assert cli("index", tmp_path / "ab.set", "-o", large, "--quiet")[0] == 0
+    shutil.copytree(small, index, copy_function=shutil.copy)
     stop = threading.Event()
 
     def writer():
+        generation = 0
         while not stop.is_set():
-            _exchange(spare, index)
+            generation += 1
+            fresh = tmp_path / f".x.index.tmp-{generation}"
+            shutil.copytree(large if generation % 2 else small, fresh, copy_function=shutil.copy)
+            _exchange(fresh, index)
+            shutil.rmtree(fresh)
             time.sleep(0.003)
 
     thread = threading.Thread(target=writer, daemon=True)
