@@ -28,9 +28,10 @@ def _add_input_options(parser) -> None:
     parser.add_argument("--model", default=None, help="model for embedding INPUT (default: all-MiniLM-L6-v2)")
 
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
-                        help="inference backend for embedding INPUT, as for 'embedspace embed' (default: auto = "
-                             "openvino-int8-bf16 on a CPU with native bf16, which clusters alike and embeds long "
-                             "documents 1.3x faster than the search default; elsewhere the search default)")
+                        help="inference backend for embedding INPUT (default: auto, the backend 'embedspace embed' uses, so "
+                             "a set embedded before is reused from the cache; openvino-int8-bf16 clusters alike and "
+                             "embeds long documents about 1.3x faster on a CPU with native bf16: see "
+                             "scripts/BENCHMARKS.md)")
     parser.add_argument("--max-tokens", type=positive_int, default=None, metavar="N",
                         help="tokens of each document embedded when INPUT is text (default: the model's window, 256; "
                              "fewer is faster on long documents but maps them less well: see scripts/BENCHMARKS.md)")

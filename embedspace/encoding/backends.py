@@ -71,12 +71,15 @@ def default_backend() -> str:
 
 
 def default_map_backend() -> str:
-    """The backend ``auto`` resolves to when ``embedspace map`` embeds text.
+    """The fastest backend whose maps cluster like :func:`default_backend`'s, on this CPU.
 
-    A map needs vectors that cluster alike, not each document's exact ten neighbours, and
-    its long documents make embedding most of its time. So where the CPU runs bf16
-    natively (:func:`_fast_bf16`) the map embeds with ``openvino-int8-bf16``, otherwise
-    with :func:`default_backend`. On the 2-core AMD EPYC (Zen 4) of :func:`default_backend`
+    Not a default: every verb's ``auto`` is :func:`default_backend`, so that a text gets one
+    vector per model on a machine and ``embed`` then ``map`` never embeds twice. This is the
+    explicit choice for maps of long documents where speed matters more than exact
+    neighbours (``embedspace map --backend openvino-int8-bf16``): a map needs vectors that
+    cluster alike, and its long documents make embedding most of its time. Where the CPU
+    runs bf16 natively (:func:`_fast_bf16`) that is ``openvino-int8-bf16``, otherwise
+    :func:`default_backend`. On the 2-core AMD EPYC (Zen 4) of :func:`default_backend`
     it embeds long posts faster than ``openvino-bf16`` at a lower top-10 overlap, and its
     maps of 20 Newsgroups and AG News keep NMI within about 0.01 and the same stability
     (measured by ``scripts/bench_embed.py`` and ``scripts/bench_map.py``; see

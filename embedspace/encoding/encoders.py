@@ -26,8 +26,8 @@ Backends of a sentence-transformers model
     products stay fp32 (top-10 neighbour overlap >= 0.99).
 ``openvino-int8-bf16``
     Every product int8 (activations quantised per group of 128), the rest bf16: the
-    fastest backend on a CPU with native bf16, approximate (top-10 overlap 0.97); what
-    ``embedspace map`` embeds text with there (:func:`default_map_backend`).
+    fastest backend on a CPU with native bf16, approximate (top-10 overlap 0.97); the
+    explicit choice for fast maps of long documents there (:func:`default_map_backend`).
 ``auto``
     The fastest backend measured to keep top-10 neighbour overlap >= 0.99 against torch
     on real text, among those this CPU supports (see :func:`default_backend`).

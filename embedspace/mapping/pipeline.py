@@ -13,7 +13,7 @@ import re
 import numpy as np
 
 from embedspace._progress import progress_bar
-from embedspace.encoding import default_map_backend, load_or_embed
+from embedspace.encoding import load_or_embed
 from embedspace.errors import InputError
 from embedspace.mapping.mapper import CLUSTER_DIMENSIONS, MAP_COLUMNS, MIN_DOCUMENTS, N_NEIGHBORS, CollectionMapper
 from embedspace.mapping.sampled import SAMPLE_SIZE, SampledMapper
@@ -25,13 +25,14 @@ def space_to_map(source, *, text_col: str = "text", label_col: str | None = None
                  backend: str = "auto", max_tokens: int | None = None, progress: bool | None = None):
     """The EmbeddingSet a map of ``source`` is made from: a saved set as it is, or text embedded.
 
-    Text is embedded with ``backend="auto"`` resolved by
-    :func:`~embedspace.encoding.default_map_backend`; collections with fewer than
-    ``MIN_DOCUMENTS`` (distinct) documents are refused before the model loads. See
-    :func:`~embedspace.encoding.load_or_embed` for the parameters.
+    Text is embedded as ``embed`` embeds it: ``backend="auto"`` is
+    :func:`~embedspace.encoding.default_backend`, so ``embed FILE`` then ``map FILE`` never
+    embeds a text twice, and ``map FILE`` gives the map of the set ``embed FILE`` writes.
+    The faster approximate backend for long documents
+    (:func:`~embedspace.encoding.default_map_backend`) is an explicit choice. Collections
+    with fewer than ``MIN_DOCUMENTS`` (distinct) documents are refused before the model
+    loads. See :func:`~embedspace.encoding.load_or_embed` for the parameters.
     """
-    if backend == "auto":
-        backend = default_map_backend()
     space = load_or_embed(source, text_col=text_col, label_col=label_col, model=model, backend=backend,
                           max_tokens=max_tokens, min_documents=MIN_DOCUMENTS, progress=progress)
     _refuse_our_column_names(space, source)

@@ -245,7 +245,7 @@ def test_demo_never_replaces_a_folder_it_did_not_write(small_space, tmp_path):
 
 def test_cli_map_max_tokens_sets_the_window_for_text_and_is_refused_for_a_set(small_space, tmp_path, cli):
     """Text is embedded with the model's window (or --max-tokens); a set keeps its own vectors."""
-    from embedspace.encoding.encoders import default_map_backend
+    from embedspace.encoding import default_backend
 
     small_space.table[["text", "label"]].head(40).to_csv(tmp_path / "docs.csv", index=False)
     for extra, window in (([], 256), (["--max-tokens", "32"], 32)):
@@ -254,7 +254,7 @@ def test_cli_map_max_tokens_sets_the_window_for_text_and_is_refused_for_a_set(sm
         assert status == 0, err
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["model"]["max_seq_length"] == window
-        assert manifest["model"]["backend"] == default_map_backend()  # "auto" resolved as for a map
+        assert manifest["model"]["backend"] == default_backend()  # "auto" resolved as for embed
     small_space.save(tmp_path / "set")
     status, _, err = cli("map", tmp_path / "set", "-o", tmp_path / "m", "--max-tokens", "64")
     assert status == 2 and err.startswith("error: ") and "already embedded" in err
@@ -266,3 +266,23 @@ def test_make_mapper_refuses_a_ray_worker_count_without_ray(small_space):
 
     with pytest.raises(InputError, match="needs engine='ray'"):
         make_mapper(small_space, workers=2)
+
+
+def test_map_of_a_file_is_the_map_of_the_set_embed_writes(small_space, tmp_path, cli):
+    """One vector per text per model (issue 31, item 2): 'map FILE' and 'map SET' (from 'embed FILE') agree.
+
+    Before, 'map FILE' embedded with another backend than 'embed' (openvino-int8-bf16 on a
+    CPU with native bf16), embedding everything twice and giving another map for the seed.
+    """
+    small_space.table[["text", "label"]].to_json(tmp_path / "docs.jsonl", orient="records", lines=True)
+    status, _, err = cli("embed", tmp_path / "docs.jsonl", "-o", tmp_path / "docs.set", "--quiet")
+    assert status == 0, err
+    for name, source in (("from-file", tmp_path / "docs.jsonl"), ("from-set", tmp_path / "docs.set")):
+        status, _, err = cli("map", source, "-o", tmp_path / name, "--seed", "1", "--quiet")
+        assert status == 0, err
+    from_file = pd.read_parquet(tmp_path / "from-file" / "documents.parquet")
+    from_set = pd.read_parquet(tmp_path / "from-set" / "documents.parquet")
+    for column in [c for c in from_file.columns if c.startswith("cluster") or c in ("x", "y")]:
+        np.testing.assert_array_equal(from_file[column].to_numpy(), from_set[column].to_numpy(), err_msg=column)
+    manifests = [json.loads((tmp_path / name / "manifest.json").read_text()) for name in ("from-file", "from-set")]
+    assert manifests[0]["model"]["backend"] == manifests[1]["model"]["backend"]
