@@ -7,6 +7,8 @@ Terms may be phrases: quote them (``"ice cream"``).
 
 from __future__ import annotations
 
+import sys
+
 from embedspace._fs import FILE, check_output_path
 from embedspace.cli._common import add_command, emit_json, positive_int, print_table, progress_of
 from embedspace.encoding import BACKENDS
@@ -57,6 +59,12 @@ def _check_plot(args) -> None:
         check_output_path(args.plot, overwrite=args.overwrite, inputs=[args.vectors, getattr(args, "vocab", None)], kind=FILE)
 
 
+def _say_wrote(args) -> None:
+    """Say where the picture went (``--json`` carries it as ``plot``; ``--quiet`` says nothing)."""
+    if not args.json and not args.quiet:
+        print(f"wrote {args.plot}", file=sys.stderr)
+
+
 def _plot_options(parser) -> None:
     parser.add_argument("--plot", metavar="PNG", help="also draw a picture to this PNG file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
@@ -96,6 +104,7 @@ def _run_similarity(args) -> int:
     matrix = similarity_matrix(args.terms, space=_space(args, candidates=False))
     if args.plot:
         plot_similarity_heatmap(matrix, args.plot, overwrite=args.overwrite)
+        _say_wrote(args)
     if args.json:
         emit_json({"terms": list(matrix.index), "matrix": matrix.to_numpy().tolist(), "plot": args.plot})
     else:
@@ -141,6 +150,7 @@ def _run_axis(args) -> int:
     y = axis(y_pos, y_neg, terms, space=space, permutations=args.permutations, seed=args.seed) if y_pos else None
     if args.plot:
         plot_axis(x, args.plot, y=y, overwrite=args.overwrite)
+        _say_wrote(args)
     if args.json:
         emit_json({**x.to_dict(), "y": y.to_dict() if y else None, "plot": args.plot})
         return 0

@@ -159,6 +159,7 @@ def test_cli_plots_are_written_and_never_overwritten_silently(cli, vocab_file, t
                          "--vocab", vocab_file, "--permutations", 50, "--plot", two)
     assert status == 0, err
     assert two.read_bytes().startswith(b"\x89PNG")
+    assert f"wrote {two}" in err  # a picture is never written silently (issue 31, item 10)
     one = tmp_path / "one.png"
     status, _, err = cli("relate", "axis", "--pos", "good,great", "--neg", "bad", "fine", "--vocab", vocab_file,
                          "--permutations", 0, "--plot", one, "--quiet")
