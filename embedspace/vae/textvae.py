@@ -11,6 +11,7 @@ written atomically (a temporary sibling renamed into place) and verified on load
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Sequence
@@ -26,7 +27,9 @@ from embedspace.store import library_versions, read_consistently, read_manifest,
 from embedspace.vae.config import TrainConfig, VAEConfig
 from embedspace.vae.model import Batch, SentenceVAE, make_batch
 from embedspace.vae.sampling import beam_decode, greedy_decode, interpolation_path, sample_decode
-from embedspace.vae.vocab import SPECIALS, Vocabulary
+from embedspace.vae.vocab import SPECIALS, UNK, Vocabulary
+
+log = logging.getLogger("embedspace")
 
 __all__ = ["TextVAE", "FORMAT", "FORMAT_VERSION"]
 
@@ -337,9 +340,10 @@ class TextVAE:
         With ``refine`` > 0 (``embedding`` encoder only), search instead for sentences that
         embed near each text's embedding; see :meth:`decode_embeddings`.
         """
+        texts = self._check_known_words(_check_texts(texts))
         if refine:
             self._need_embedding_encoder("refine=")
-            vectors = self.sentence_vectors(_check_texts(texts))
+            vectors = self.sentence_vectors(texts)
             return self.decode_embeddings(vectors, refine=refine, restarts=restarts, progress=progress)
         return self.decode(self.encode(texts), beam_size=beam_size)
 
@@ -374,13 +378,13 @@ class TextVAE:
             raise InputError(f"interpolation method must be 'linear' or 'spherical', got '{method}'")
         if int(steps) < 0:
             raise InputError(f"steps must be >= 0, got {steps}")
-        za, zb = torch.as_tensor(self.encode([a, b]))
+        za, zb = torch.as_tensor(self.encode(self._check_known_words([a, b])))
         path = interpolation_path(za, zb, steps=int(steps), method=method)
         return self.decode(path.numpy(), beam_size=beam_size)
 
     def arithmetic(self, a: str, b: str, c: str, *, beam_size: int = 1) -> str:
         """Decode z(a) - z(b) + z(c) ("a is to b as ? is to c" in latent space)."""
-        za, zb, zc = self.encode([a, b, c])
+        za, zb, zc = self.encode(self._check_known_words([a, b, c]))
         return self.decode((za - zb + zc)[None], beam_size=beam_size)[0]
 
     def evaluate(self, texts: Sequence[str], *, samples: int = 500, progress: bool | None = None, seed: int = 0, refine: int = 0,
@@ -390,6 +394,37 @@ class TextVAE:
 
         return evaluate(self, texts, samples=samples, progress=progress, seed=seed, refine=refine, restarts=restarts)
 
+    def _check_known_words(self, texts: list[str]) -> list[str]:
+        """Warn about inputs whose words the VAE mostly does not know; refuse ones it knows none of.
+
+        Rule: more than ``UNKNOWN_WARN`` of an input's words outside the vocabulary is said
+        (once per call, naming the worst input); with a word encoder an input none of whose
+        words is known would be read as a row of ``<unk>`` and is refused. An ``embedding``
+        encoder reads the text through the sentence model, so there it is only said: the
+        decoder can still write only its own vocabulary.
+        """
+        worst, share_worst, unknown_all = None, 0.0, []
+        for i, text in enumerate(texts):
+            tokens = self.vocab.tokens(text) if isinstance(text, str) else []
+            if not tokens:
+                continue
+            unknown = sum(1 for t in tokens if self.vocab.stoi.get(t, UNK) == UNK)
+            share = unknown / len(tokens)
+            if share == 1.0:
+                unknown_all.append(i)
+            if share > share_worst:
+                worst, share_worst = i, share
+        size = f"{len(self.vocab):,}-word"
+        if unknown_all and self.config.encoder != "embedding":
+            i = unknown_all[0]
+            raise InputError(f"none of the words of input {i + 1} ({_shorten(texts[i])!r}) is in this VAE's {size} "
+                             "vocabulary: it would be read as unknown words only; give a sentence like its training text")
+        if worst is not None and share_worst > UNKNOWN_WARN:
+            log.warning("%.0f%% of the words of input %d (%r) are not in this VAE's %s vocabulary; the result will "
+                        "be poor (unknown words are read and written as <unk>)", 100 * share_worst, worst + 1,
+                        _shorten(texts[worst]), size)
+        return texts
+
     def _need_embedding_encoder(self, what: str) -> None:
         if self.config.encoder != "embedding":
             raise InputError(f"{what} needs a VAE trained with encoder='embedding' (this one: {self.config.encoder})")
@@ -397,6 +432,15 @@ class TextVAE:
     def _need_latent(self):
         if not self.config.has_latent:
             raise InputError("this model is a plain language model (no latent space): it can only sample")
+
+
+UNKNOWN_WARN = 0.2
+"""Share of an input's words outside the vocabulary above which reconstruct, interpolate and
+arithmetic warn (issue 31: a news sentence given to the captions VAE came back as all <unk>)."""
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _check_texts(texts) -> list[str]:

@@ -514,3 +514,24 @@ def test_example_script_runs(sentences, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "interpolation" in result.stdout
+
+
+def test_inputs_outside_the_vocabulary_are_said_or_refused(tiny_vae, caplog, cli):
+    """Issue 31, item 8: a sentence of unknown words came back as all <unk> without a word."""
+    from embedspace.errors import InputError
+
+    vae, path = tiny_vae
+    known = " ".join(vae.vocab.itos[4:10])
+    with caplog.at_level("WARNING", logger="embedspace"):
+        vae.reconstruct([known])
+    assert not [r for r in caplog.records if "vocabulary" in r.getMessage()]
+    mostly = known.split()[0] + " zyzzyvas quuxes florbs blorps"
+    with caplog.at_level("WARNING", logger="embedspace"):
+        vae.reconstruct([mostly])
+    assert any("80% of the words of input 1" in r.getMessage() for r in caplog.records)
+    if vae.config.encoder != "embedding":
+        with pytest.raises(InputError, match="none of the words of input 2"):
+            vae.interpolate(known, "zyzzyvas quuxes florbs")
+        status, _, err = cli("vae", "reconstruct", path, "zyzzyvas quuxes florbs")
+        assert status == 2 and err.startswith("error: none of the words") and "vocabulary" in err
+
