@@ -28,7 +28,7 @@ from embedspace.encoding._tokens import truncation_summary
 from embedspace.encoding.cache import EmbeddingCache
 from embedspace.encoding.encoders import load_encoder
 from embedspace.errors import InputError
-from embedspace.sources import ReadReport, iter_chunks, read
+from embedspace.sources import ReadReport, iter_chunks, read, replace_surrogates
 
 __all__ = ["embed", "embed_to_disk", "encode_texts", "is_set_directory", "load_or_embed", "open_cache", "EmbedSummary"]
 
@@ -162,16 +162,35 @@ def _as_table(data, text_col: str, strict: bool):
             raise InputError(f"no column '{text_col}' (columns: {', '.join(map(str, data.columns))})")
         table = data.rename(columns={text_col: "text"}) if text_col != "text" else data
         table = table[["text"] + [c for c in table.columns if c != "text"]].reset_index(drop=True)
+        if table["text"].dtype == object:
+            table = table.assign(text=_without_surrogates(table["text"].tolist(), strict))
     else:
         if isinstance(data, str) or not hasattr(data, "__iter__"):
             raise InputError("embed() takes a source path, a DataFrame or a list of texts")
-        table = pd.DataFrame({"text": list(data)})
+        table = pd.DataFrame({"text": _without_surrogates(list(data), strict)})
     bad = [i for i, t in enumerate(table["text"]) if not isinstance(t, str) or not t.strip()]
     if bad:
         raise InputError(f"{len(bad)} texts are empty or not strings (first at row {bad[0]})")
     if len(table) == 0:
         raise InputError("no texts to embed")
     return table
+
+
+def _without_surrogates(texts: list, strict: bool) -> list:
+    """Texts with lone surrogates ("\\ud800", not text) replaced by U+FFFD, as undecodable bytes are (refused if strict)."""
+    replaced = 0
+    out = []
+    for i, text in enumerate(texts):
+        if isinstance(text, str):
+            text, n = replace_surrogates(text)
+            if n and strict:
+                raise InputError(f"text {i + 1} holds a lone surrogate, which is not text "
+                                 "(use strict=False to replace it with U+FFFD)")
+            replaced += bool(n)
+        out.append(text)
+    if replaced:
+        log.warning("replaced lone surrogates with U+FFFD in %d text%s", replaced, "" if replaced == 1 else "s")
+    return out
 
 
 def embed(
