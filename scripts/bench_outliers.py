@@ -499,36 +499,39 @@ def scale_stage(stage: str, path: str) -> None:
     print(json.dumps(result), flush=True)
 
 
-def _measured_child(argv: list[str]) -> tuple[dict, float]:
-    """Run this script as a child with ``argv``; its JSON result and its peak RSS in GB (psutil, polled)."""
+def _measured_child(argv: list[str]) -> tuple[dict, float, float]:
+    """Run this script as a child with ``argv``: its JSON result, its peak RSS and its peak RSS less
+    file-backed shared pages (the memory-mapped vectors, which the kernel can drop), in GB (psutil, polled)."""
     import json
     import subprocess
 
     import psutil
 
     child = subprocess.Popen([sys.executable, __file__, *argv], stdout=subprocess.PIPE, text=True)
-    process, peak = psutil.Process(child.pid), 0
+    process, peak, peak_private = psutil.Process(child.pid), 0, 0
     while child.poll() is None:
         try:
-            peak = max(peak, process.memory_info().rss)
+            info = process.memory_info()
         except psutil.NoSuchProcess:
             break
+        peak = max(peak, info.rss)
+        peak_private = max(peak_private, info.rss - getattr(info, "shared", 0))
         time.sleep(0.2)
     out = child.stdout.read().strip().splitlines()
     if child.returncode != 0:
         raise SystemExit(f"child {argv} failed with status {child.returncode}")
-    return json.loads(out[-1]), peak / 1e9
+    return json.loads(out[-1]), peak / 1e9, peak_private / 1e9
 
 
 def run_scale(args) -> None:
     path = scale_set(args.scale_n)
     print(f"\nScale: {args.scale_n:,} short texts ({path}), one child process per job\n")
-    print("| job | seconds | peak RSS (GB) | result |")
-    print("|---|---|---|---|")
+    print("| job | seconds | peak RSS (GB) | peak RSS less file-backed pages (GB) | result |")
+    print("|---|---|---|---|---|")
     for stage in ("duplicates", "outliers"):
-        result, peak = _measured_child(["--scale-stage", stage, str(path)])
+        result, peak, private = _measured_child(["--scale-stage", stage, str(path)])
         seconds = result.pop("seconds")
-        print(f"| {stage} | {seconds:.0f} | {peak:.2f} | {result} |", flush=True)
+        print(f"| {stage} | {seconds:.0f} | {peak:.2f} | {private:.2f} | {result} |", flush=True)
 
 
 def prepare() -> None:
