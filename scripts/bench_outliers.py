@@ -1,6 +1,26 @@
-"""Outliers and duplicates, measured on published protocols (issue 34).
+"""Outliers and duplicates, measured on published protocols (issue 34); tables in scripts/BENCHMARKS.md.
 
-Work in progress: the data preparation (CVDD texts, their embeddings).
+Parts (``--part``, repeatable; default all):
+
+``cvdd``
+    The CVDD one-class protocol (Ruff et al. 2019): 20 Newsgroups stripped as
+    ``fetch_20newsgroups(remove=("headers", "footers", "quotes"))``, six super-groups; the
+    normal super-group's train posts are the reference, every test post is scored, AUROC
+    per super-group. Every scoring rule tried is a row (:func:`variants`), beside the
+    library's methods and the published means; ``--windows`` adds posts embedded as
+    150-word windows, GLOSH is a map of the reference (``--no-glosh`` skips it). This
+    table chose ``contrast`` as the default of ``es.outlier_scores``.
+``contaminated``
+    One super-group's test posts plus 3% from the others, scored without a reference.
+``duplicates``
+    2,000 posts and seven kinds of copies; pair precision and recall per threshold against
+    MinHash (datasketch, 128 permutations, word 5-grams, Jaccard 0.5). This table chose
+    the ``near`` threshold of ``es.find_duplicates``.
+``scale``
+    ``--scale-n`` short texts of scripts/bench_scale.py embedded once into /tmp/emb, then
+    duplicates and outliers each in a child process: seconds and peak RSS (psutil).
+
+Run with ``nice -n 10``; ``--prepare`` only embeds the CVDD texts (cached by es.embed).
 """
 
 from __future__ import annotations
