@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 
@@ -24,6 +25,7 @@ __all__ = [
     "print_table",
     "printable",
     "progress_of",
+    "saved_format",
     "seed",
 ]
 
@@ -180,3 +182,18 @@ def print_table(frame, *, max_width: int = 60) -> None:
             shown[column] = shown[column].map(shorten)
     with pd.option_context("display.max_rows", 500, "display.max_columns", 50, "display.width", 200):
         sys.stdout.write(shown.to_string(index=False) + "\n")
+
+
+def saved_format(path) -> str | None:
+    """The format a saved directory's ``manifest.json`` names (``"embedspace.index"``…), or None.
+
+    Only a hint for choosing what to load or what to suggest: the loader still checks
+    everything.
+    """
+    try:
+        with open(os.path.join(path, "manifest.json"), encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, RecursionError):
+        return None
+    found = manifest.get("format") if isinstance(manifest, dict) else None
+    return found if isinstance(found, str) else None

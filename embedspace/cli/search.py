@@ -11,7 +11,7 @@ import datetime
 import decimal
 import sys
 
-from embedspace.cli._common import add_command, emit_json, positive_int, printable, progress_of
+from embedspace.cli._common import UsageError, add_command, emit_json, positive_int, printable, progress_of, saved_format
 from embedspace.encoding import BACKENDS
 from embedspace.evaluation import evaluate_retrieval
 from embedspace.search import KINDS, MODES, load_index
@@ -51,6 +51,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    if saved_format(args.index) == "embedspace.embeddingset":
+        raise UsageError(f"{args.index} is an EmbeddingSet, not a search index; build an index first: "
+                         f"embedspace index {args.index} -o {str(args.index).rstrip('/')}.index")
     index = load_index(args.index)
     queries = [fs_text(q) for q in args.queries]  # bytes that are not UTF-8 (kept as surrogates) become U+FFFD
     records = index.search_records(queries, k=args.k, where=args.where, mode=args.mode)

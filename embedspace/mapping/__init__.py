@@ -20,7 +20,7 @@ from __future__ import annotations
 from embedspace.mapping.clustering import Clusterer, assign_outliers, cluster, clustering_scores
 from embedspace.mapping.demo import run_demo
 from embedspace.mapping.labels import class_tfidf_keywords, describe
-from embedspace.mapping.mapper import MAP_FORMAT, MIN_DOCUMENTS, CollectionMapper
+from embedspace.mapping.mapper import MAP_FORMAT, MAP_FORMAT_VERSION, MIN_DOCUMENTS, CollectionMapper
 from embedspace.mapping.neighbors import KNNGraph, knn_graph
 from embedspace.mapping.output import write_map
 from embedspace.mapping.pipeline import clustering_stability, make_mapper, map_collection, space_to_map
@@ -32,6 +32,7 @@ __all__ = [
     "CollectionMapper",
     "KNNGraph",
     "MAP_FORMAT",
+    "MAP_FORMAT_VERSION",
     "MIN_DOCUMENTS",
     "MIN_SAMPLE",
     "SAMPLE_SIZE",

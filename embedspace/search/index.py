@@ -106,6 +106,16 @@ class Index:
         """Vector dimension."""
         return self._rows.d
 
+    @property
+    def has_bm25(self) -> bool:
+        """Whether the index keeps BM25 term statistics (``mode="bm25"`` and ``"hybrid"`` work)."""
+        return bool(self._lexical_settings)
+
+    @property
+    def columns(self) -> list[str]:
+        """Names of the indexed table's columns (``text`` and metadata)."""
+        return [str(name) for name in self._table().column_names]
+
     def __len__(self) -> int:
         return self.n
 

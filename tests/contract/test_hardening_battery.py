@@ -220,12 +220,12 @@ MANIFEST_CASES = [
 
 WRONG_KINDS = [
     # an EmbeddingSet where something else is expected
-    pytest.param(lambda c: ["search", c.w.set, "q"], Err("this is an EmbeddingSet, not a search index"), id="search-given-a-set"),
+    pytest.param(lambda c: ["search", c.w.set, "q"], Err("is an EmbeddingSet, not a search index; build an index first: embedspace index"), id="search-given-a-set"),
     pytest.param(lambda c: ["index", "add", c.w.set, c.w.set], Err("this is an EmbeddingSet, not a search index"), id="index-add-given-a-set-as-index"),
     pytest.param(lambda c: ["vae", "sample", c.w.set], Err("this is an EmbeddingSet, not a VAE model"), id="vae-sample-given-a-set"),
     pytest.param(lambda c: ["vae", "interpolate", c.w.set, "a", "b"], Err("not a VAE model"), id="vae-interpolate-given-a-set"),
     # an index where something else is expected
-    pytest.param(lambda c: ["info", c.w.index], Err("this is a search index, not an EmbeddingSet"), id="info-given-an-index"),
+    pytest.param(lambda c: ["info", c.w.index, "--json"], Ok(_json_out(lambda r: r["format"] == "embedspace.index" and r["n"] == 24), changes=()), id="info-given-an-index"),
     pytest.param(lambda c: ["index", c.w.index, "-o", c.out()], Err("this is a search index, not an EmbeddingSet"), id="index-given-an-index"),
     pytest.param(lambda c: ["index", "add", c.w.index, c.w.index], Err("this is a search index, not an EmbeddingSet"), id="index-add-given-an-index-as-set"),
     pytest.param(lambda c: ["map", c.w.index, "-o", c.out()], Err("this is a search index, not an EmbeddingSet"), id="map-given-an-index"),
@@ -234,11 +234,11 @@ WRONG_KINDS = [
     pytest.param(lambda c: ["vae", "sample", c.w.map], Err("this is a map directory, not a VAE model"), id="vae-sample-given-a-map"),
     pytest.param(lambda c: ["vae", "eval", c.w.map, c.w.sentences], Err("this is a map directory, not a VAE model"), id="vae-eval-given-a-map"),
     pytest.param(lambda c: ["search", c.w.map, "q"], Err("this is a map directory, not a search index"), id="search-given-a-map"),
-    pytest.param(lambda c: ["info", c.w.map], Err("this is a map directory, not an EmbeddingSet"), id="info-given-a-map"),
+    pytest.param(lambda c: ["info", c.w.map, "--json"], Ok(_json_out(lambda r: r["format"] == "embedspace.map"), changes=()), id="info-given-a-map"),
     pytest.param(lambda c: ["index", c.w.map, "-o", c.out()], Err("this is a map directory, not an EmbeddingSet"), id="index-given-a-map"),
     pytest.param(lambda c: ["map", c.w.map, "-o", c.out()], Err("this is a map directory, not an EmbeddingSet"), id="map-given-a-map"),
     # a VAE where something else is expected
-    pytest.param(lambda c: ["info", c.w.vae], Err("this is a VAE model, not an EmbeddingSet"), id="info-given-a-vae"),
+    pytest.param(lambda c: ["info", c.w.vae, "--json"], Ok(_json_out(lambda r: r["format"] == "embedspace.vae" and r["vocab_size"] > 4), changes=()), id="info-given-a-vae"),
     pytest.param(lambda c: ["search", c.w.vae, "q"], Err("this is a VAE model, not a search index"), id="search-given-a-vae"),
     pytest.param(lambda c: ["index", c.w.vae, "-o", c.out()], Err("this is a VAE model, not an EmbeddingSet"), id="index-given-a-vae"),
     pytest.param(lambda c: ["relate", "neighbors", "cat", "--vocab", c.w.index], Err("not an EmbeddingSet"), id="relate-vocab-given-an-index"),

@@ -156,7 +156,7 @@ def _bad_inputs(root, workdir):
         (["search", root / "other-format", "x"], "this is format 'acme.vectors', not a search index"),
         (["search", root / "corrupt.index", "x"], "index.faiss fails its sha256 checksum"),
         (["search", root / "truncated.index", "x"], "truncated or edited"),
-        (["search", workdir / "docs.set", "x"], "this is an EmbeddingSet, not a search index"),
+        (["search", workdir / "docs.set", "x"], "is an EmbeddingSet, not a search index; build an index first"),
         (["search", root / "missing.index", "x"], "no such directory"),
         (["search", root / "stale.index", "x"], "weights 00000000"),
         (["search", root / "dense-only.index", "x", "--mode", "hybrid"], "built without BM25"),
