@@ -136,3 +136,18 @@ def test_library_errors_name_parameters_and_the_cli_names_flags(cli, tmp_path):
     assert as_flags("use backend='torch'", parser) == "use --backend torch"
     assert as_flags("use cache=False", parser) == "use --no-cache"
     assert as_flags("no row has label == 'sport'; a=b", parser) == "no row has label == 'sport'; a=b"
+
+
+@pytest.mark.slow
+def test_the_own_data_example_runs(tmp_path):
+    """scripts/example_own_data.py: the README's 'Your own data' steps on a CSV file with its own column names."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    run = subprocess.run([sys.executable, str(REPO / "scripts" / "example_own_data.py"), "--n", "120", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "sci.space" in run.stdout and "against 'topic': NMI" in run.stdout
+    assert (tmp_path / "articles.set" / "manifest.json").is_file()
