@@ -293,6 +293,8 @@ def _raw_chunks(source, *, text_col: str, strict: bool, chunk_rows: int):
             f"{', '.join(SUPPORTED_SUFFIXES)}, optionally .gz, a folder of .txt files, or corpus:NAME)"
         )
     errors = "strict" if strict else "embedspace-count"
+    if suffix != ".parquet":
+        _refuse_binary(path, _head(path, compressed))
     try:
         if suffix == ".txt":
             yield from _txt_chunks(path, compressed, errors, chunk_rows)
@@ -310,6 +312,48 @@ def _raw_chunks(source, *, text_col: str, strict: bool, chunk_rows: int):
         raise InputError(f"{source}: cannot read gzip data: {exc or 'file is truncated'}") from None
     except IsADirectoryError as exc:
         raise InputError(f"{source}: {exc.strerror}") from None
+
+
+# Leading bytes of file kinds that are not text, and what to say about each.
+_SIGNATURES = (
+    (b"%PDF-", "a PDF document; extract its text first (e.g. pdftotext)"),
+    (b"PK\x03\x04", "a ZIP archive or an Office document (docx, xlsx, odt); extract or export its text first"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office document (doc, xls, ppt); export its text first"),
+    (b"\x7fELF", "a program (ELF executable), not text"),
+    (b"\x89PNG", "a PNG image, not text"),
+    (b"\xff\xd8\xff", "a JPEG image, not text"),
+    (b"GIF8", "a GIF image, not text"),
+    (b"\x1f\x8b", "gzip-compressed; name it .gz (e.g. docs.txt.gz) so that it is read decompressed"),
+    (b"SQLite format 3\x00", "an SQLite database, not text"),
+    (b"\xff\xfe", "UTF-16 text; save it as UTF-8"),
+    (b"\xfe\xff", "UTF-16 text; save it as UTF-8"),
+)
+_HEAD_BYTES = 8192
+_BINARY_NULS = 16  # NUL bytes in the first 8 KiB that make a file binary (a few stray ones are removed)
+
+
+def _head(path: Path, compressed: bool) -> bytes:
+    try:
+        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as handle:
+            return handle.read(_HEAD_BYTES)
+    except (OSError, EOFError, zlib.error):
+        return b""  # the reader says what is wrong
+
+
+def _refuse_binary(path, head: bytes) -> None:
+    """Refuse a file that is not text by its content, whatever its name says.
+
+    Rule: a known signature at its start (PDF, ZIP/Office, ELF, images, gzip under a plain
+    name, SQLite, UTF-16), or at least 16 NUL bytes in its first 8 KiB. A PDF renamed
+    ``.txt`` used to be embedded as hundreds of lines of junk.
+    """
+    for signature, what in _SIGNATURES:
+        if head.startswith(signature):
+            raise InputError(f"{fs_text(path)}: looks like {what}")
+    nuls = head.count(b"\x00")
+    if nuls >= _BINARY_NULS:
+        raise InputError(f"{fs_text(path)}: looks like a binary file, not text ({nuls} NUL bytes in its first "
+                         f"{len(head):,} bytes)")
 
 
 def _open_text(path: Path, compressed: bool, errors: str):
@@ -397,7 +441,9 @@ def _folder_chunks(folder: Path, *, strict: bool, chunk_rows: int):
     texts, names = [], []
     for file in files:
         try:
-            texts.append(file.read_bytes().decode("utf-8", errors=errors).lstrip("\ufeff"))
+            data = file.read_bytes()
+            _refuse_binary(file, data[:_HEAD_BYTES])
+            texts.append(data.decode("utf-8", errors=errors).lstrip("\ufeff"))
         except UnicodeDecodeError as exc:
             raise InputError(f"{file}: not valid UTF-8 near byte {exc.start} (use strict=False to replace undecodable bytes)") from None
         except OSError as exc:
