@@ -58,7 +58,8 @@ def run(args) -> int:
     queries = [fs_text(q) for q in args.queries]  # bytes that are not UTF-8 (kept as surrogates) become U+FFFD
     records = index.search_records(queries, k=args.k, where=args.where, mode=args.mode)
     if args.json:
-        emit_json({"queries": [{"query": r["query"], "results": [_plain(hit) for hit in r["results"]]} for r in records]})
+        emit_json({"queries": [{"query": r["query"], "results": [_plain(hit) for hit in r["results"]]} for r in records],
+                   "warnings": index.warnings(queries, where=args.where)})
     else:
         _print_results(records)
     return 0

@@ -442,6 +442,40 @@ class Filter:
                 )
         return self._evaluate(self.tree, columns)
 
+    def explain_no_match(self, table) -> str:
+        """Why no row of ``table`` matches: the condition that emptied the result, with the nearest values.
+
+        Rule: each comparison is evaluated on its own; the first that matches no row is
+        named, and for a text column compared with ``==`` or ``in`` the column's closest
+        values (difflib) are offered. When every comparison matches some rows, the message
+        says that they match no row together.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame or pyarrow.Table
+
+        Returns
+        -------
+        str
+            One sentence, e.g. ``"no row has label == 'sports'; did you mean 'sport'?"``.
+        """
+        columns = _Columns(table)
+        for leaf in _leaves(self.tree):
+            if self._evaluate(leaf, columns).any():
+                continue
+            shown = _shown(leaf)
+            kind, values, present = columns.get(leaf.column)
+            wanted = leaf.value if leaf.op in ("in", "not in") else (leaf.value,)
+            if kind == "text" and leaf.op in ("==", "in"):
+                distinct = sorted({str(v) for v in values[present]})
+                close = [c for w in wanted for c in difflib.get_close_matches(str(w), distinct, n=2, cutoff=0.6)]
+                if close:
+                    return f"no row has {shown}; did you mean {' or '.join(repr(c) for c in dict.fromkeys(close))}?"
+                some = ", ".join(repr(v) for v in distinct[:5]) + (", ..." if len(distinct) > 5 else "")
+                return f"no row has {shown} (values of '{leaf.column}' include {some})"
+            return f"no row has {shown}"
+        return f"each condition of {self.text!r} matches some rows, but no row matches the whole filter"
+
     def _evaluate(self, node, columns: _Columns) -> np.ndarray:
         if isinstance(node, _Not):
             return ~self._evaluate(node.operand, columns)
@@ -464,6 +498,21 @@ class Filter:
         if node.op == "!=":
             result[~present] = True
         return result
+
+
+def _leaves(node) -> list:
+    """The comparisons of an expression tree, left to right."""
+    if isinstance(node, _Compare):
+        return [node]
+    if isinstance(node, _Not):
+        return _leaves(node.operand)
+    return [leaf for child in node.operands for leaf in _leaves(child)]
+
+
+def _shown(leaf: _Compare) -> str:
+    if leaf.op in ("in", "not in"):
+        return f"{leaf.column} {leaf.op} [{', '.join(repr(v) for v in leaf.value)}]"
+    return f"{leaf.column} {leaf.op} {leaf.value!r}"
 
 
 def _as_key(value):

@@ -26,7 +26,9 @@ in place the index works again, if it is changed the index refuses to load.
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -45,6 +47,9 @@ from embedspace.sources import replace_surrogates
 from embedspace.store import library_versions, read_consistently, read_manifest, refuse_links, write_manifest
 
 __all__ = ["Index", "add_to_index", "build_index", "load_index", "FORMAT", "FORMAT_VERSION", "KINDS", "MODES"]
+
+log = logging.getLogger("embedspace")
+_WORD = re.compile(r"[^\W_]")  # a letter or a digit, in any script
 
 FORMAT = "embedspace.index"
 FORMAT_VERSION = 1
@@ -199,6 +204,8 @@ class Index:
         if mode not in MODES:
             raise InputError(f"unknown search mode '{mode}' (choose from {', '.join(MODES)})")
         mask = self._mask(where)
+        for warning in self._warnings(queries, where, mask):
+            log.warning("%s", warning)
 
         depth = max(k, FUSION_DEPTH) if mode == "hybrid" else k
         if mode != "bm25":
@@ -212,6 +219,32 @@ class Index:
         else:
             scores, rows = reciprocal_rank_fusion([dense_rows, lexical_rows], k)
         return scores, rows
+
+    def warnings(self, queries, where=None) -> list[str]:
+        """Why results of ``queries`` / ``where`` will be empty or arbitrary, in words (``[]`` when fine).
+
+        A query with no letter or digit has no meaning for the model, so its nearest texts
+        are arbitrary; a filter that matches no row is explained with
+        :meth:`embedspace.search.filters.Filter.explain_no_match` (the condition that
+        emptied it, and the column's closest values). :meth:`search` logs these as warnings;
+        ``embedspace search --json`` returns them as ``warnings``.
+
+        Returns
+        -------
+        list of str
+        """
+        queries = _check_queries(queries)
+        return self._warnings(queries, where, self._mask(where))
+
+    def _warnings(self, queries, where, mask) -> list[str]:
+        found = [f"query {q!r} has no word (no letter or digit); its results are arbitrary"
+                 for q in queries if not _WORD.search(q)]
+        if mask is not None and not mask.any():
+            if isinstance(where, str):
+                found.append(Filter.parse(where).explain_no_match(self._table()))
+            else:
+                found.append("the where= mask selects no row")
+        return found
 
     def search_records(self, queries, k: int = 10, where=None, mode: str = "dense", encoder=None) -> list[dict]:
         """Search and return plain Python objects: the shape of ``embedspace search --json``.

@@ -48,7 +48,7 @@ def test_json_has_the_documented_shape(cli, workdir):
                            "--where", "topic == 'music' and year >= 2000", "--json")
     assert status == 0, err
     data = json.loads(out)
-    assert list(data) == ["queries"] and [q["query"] for q in data["queries"]] == ["A dog runs in the park.", "stocks fell"]
+    assert list(data) == ["queries", "warnings"] and data["warnings"] == [] and [q["query"] for q in data["queries"]] == ["A dog runs in the park.", "stocks fell"]
     for query in data["queries"]:
         assert [hit["rank"] for hit in query["results"]] == [1, 2, 3, 4]
         for hit in query["results"]:
@@ -202,3 +202,30 @@ def test_help_has_examples(capsys):
             main([*verb, "--help"])
         out = capsys.readouterr().out
         assert done.value.code == 0 and "examples:" in out and f"embedspace {verb[-1] if verb[0] != 'eval' else 'eval retrieval'}" in out
+
+
+def test_empty_and_odd_results_explain_themselves(workdir, cli):
+    """Issue 31, item 4: '(no matching rows)' and arbitrary hits for a punctuation query came without a word."""
+    index = workdir / "docs.index"
+    status, out, err = cli("search", index, "a man playing music", "--where", "topic == 'musik'")
+    assert status == 0 and "(no matching rows)" in out
+    assert "warning: no row has topic == 'musik'; did you mean 'music'?" in err
+    status, out, _ = cli("search", index, "?!...", "--where", "topic == 'music' and year > 3000", "--json")
+    warnings = json.loads(out)["warnings"]
+    assert warnings[0].startswith("query '?!...' has no word")
+    assert warnings[1] == "no row has year > 3000"
+    status, out, err = cli("search", index, "a man playing music", "--json")
+    assert json.loads(out)["warnings"] == [] and "warning" not in err
+
+
+def test_a_filter_explains_which_condition_emptied_it():
+    import pandas as pd
+
+    from embedspace.search.filters import Filter
+
+    table = pd.DataFrame({"text": ["a", "b", "c"], "label": ["sport", "tech", "business"], "year": [2001, 2005, 2010]})
+    explain = lambda text: Filter.parse(text).explain_no_match(table)  # noqa: E731
+    assert explain("label == 'sports'") == "no row has label == 'sports'; did you mean 'sport'?"
+    assert explain("label in ['tec', 'busines']") == "no row has label in ['tec', 'busines']; did you mean 'tech' or 'business'?"
+    assert explain("label == 'zzz'").startswith("no row has label == 'zzz' (values of 'label' include 'business'")
+    assert "no row matches the whole filter" in explain("label == 'sport' and year > 2005")
