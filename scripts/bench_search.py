@@ -187,7 +187,7 @@ def fusion_comparison():
     from embedspace.encoding.cache import EmbeddingCache
     from embedspace.encoding.encoders import load_encoder
     from embedspace.evaluation.retrieval import _CachedEncoder, load_beir, retrieval_metrics
-    from embedspace.search.index import build_index
+    from embedspace.search import build_index
     from embedspace.search.lexical import reciprocal_rank_fusion
 
     data = load_beir(SCIFACT, "train")
@@ -228,7 +228,7 @@ def fusion_comparison():
 CLI_PROBE = r"""
 import time, sys
 t0 = time.perf_counter()
-from embedspace.search.index import load_index
+from embedspace.search import load_index
 t1 = time.perf_counter()
 index = load_index(sys.argv[1])
 t2 = time.perf_counter()

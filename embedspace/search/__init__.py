@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from embedspace.search.ann import choose_kind, default_budget, parse_memory
 from embedspace.search.filters import Filter, filter_mask, parse_filter
-from embedspace.search.index import FORMAT, KINDS, MODES, Index, add_to_index, build_index, load_index
+from embedspace.search.index import FORMAT, KINDS, MODES, Index, build_index
+from embedspace.search.index_files import add_to_index, load_index
 from embedspace.search.knn import NeighbourSearch
 from embedspace.search.lexical import BM25Index, reciprocal_rank_fusion
 from embedspace.search.set_sources import SetSource

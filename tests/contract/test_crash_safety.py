@@ -150,7 +150,7 @@ def _embed_job(tmp: Path) -> Job:
 
 def _index_job(tmp: Path) -> Job:
     from embedspace.encoding.encoders import load_encoder
-    from embedspace.search.index import load_index
+    from embedspace.search import load_index
 
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(20_000, 384)).astype(np.float32)

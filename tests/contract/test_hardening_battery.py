@@ -302,7 +302,7 @@ def _replaced_whole(c: Case, n: int) -> None:
 
 
 def _replaced_index(c: Case) -> None:
-    from embedspace.search.index import load_index
+    from embedspace.search import load_index
 
     assert not (c.out() / "stray-from-the-old-result.txt").exists()
     assert load_index(c.out()).n == 24
@@ -380,7 +380,7 @@ def _all_match(result) -> bool:
 
 
 def _index_rows(c: Case, n: int) -> None:
-    from embedspace.search.index import load_index
+    from embedspace.search import load_index
 
     assert load_index(c.out()).n == n
 
