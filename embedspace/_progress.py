@@ -1,16 +1,25 @@
-"""Progress bars that appear only where a person is watching.
+"""Progress that tells the truth, where a person is watching.
 
-A bar is drawn on stderr when stderr is a terminal and progress is not switched off
-(``progress=False`` in the API, which the command line passes for ``--quiet`` and
-``--json``). Everywhere else the helpers are silent no-ops, so JSON output and logs stay
-clean.
+On a terminal a tqdm bar is drawn on stderr (with a total and an ETA wherever the count is
+known). Without a terminal (a log file, CI, a pipe) long work is reported as lines on the
+``embedspace`` logger instead: one line every ``LINE_SECONDS`` while a stage runs and one
+when it ends — nothing for a stage shorter than that, so quick commands stay quiet. The
+command line shows those lines; ``progress=False`` (``--quiet``, ``--json``) switches both
+off.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 
-__all__ = ["progress_bar", "progress_enabled"]
+__all__ = ["LINE_SECONDS", "progress_bar", "progress_enabled"]
+
+log = logging.getLogger("embedspace")
+
+LINE_SECONDS = 10.0
+"""Seconds between two progress lines when stderr is not a terminal."""
 
 
 def progress_enabled(progress: bool | None = None) -> bool:
@@ -50,8 +59,40 @@ class _NullBar:
         self.close()
 
 
+class _LineProgress(_NullBar):
+    """Progress as log lines, for a stderr that is not a terminal (see the module docstring)."""
+
+    def __init__(self, total=None, *, desc: str = "", unit: str = "it"):
+        super().__init__(total=total)
+        self.desc, self.unit = desc, unit
+        self._started = self._last = time.monotonic()
+        self._said = False
+
+    def update(self, n=1):
+        self.n += n
+        now = time.monotonic()
+        if now - self._last >= LINE_SECONDS:
+            self._last, self._said = now, True
+            log.info("%s: %s", self.desc, self._state(now))
+
+    def _state(self, now: float) -> str:
+        elapsed = now - self._started
+        count = self.total or self.n
+        unit = self.unit if count == 1 or self.unit.endswith("s") or self.unit == "it" else self.unit + "s"
+        done = f"{self.n:,}{f' of {self.total:,}' if self.total else ''} {unit}"
+        if self.total and 0 < self.n < self.total:
+            left = elapsed * (self.total - self.n) / self.n
+            return f"{done} ({100 * self.n / self.total:.0f}%), {elapsed:.0f} s, about {left:.0f} s left"
+        return f"{done}, {elapsed:.0f} s"
+
+    def close(self):
+        if self._said:  # a stage long enough to have been reported says that it ended
+            self._said = False
+            log.info("%s: done, %s", self.desc, self._state(time.monotonic()))
+
+
 def progress_bar(total: int | None, desc: str, *, progress: bool | None = None, unit: str = "it"):
-    """Return a tqdm bar on stderr, or a silent stand-in.
+    """Return a tqdm bar on stderr, log lines when stderr is not a terminal, or a silent stand-in.
 
     Parameters
     ----------
@@ -65,6 +106,8 @@ def progress_bar(total: int | None, desc: str, *, progress: bool | None = None, 
         Unit name shown in the rate.
     """
     _release_held_log_lines()
+    if progress is None and not sys.stderr.isatty():
+        return _LineProgress(total, desc=desc, unit=unit)
     if not progress_enabled(progress):
         return _NullBar(total=total)
     from tqdm.auto import tqdm

@@ -90,12 +90,23 @@ class _DeferredHandler(logging.StreamHandler):
                 return
             self.flush_held()
             return
-        super().emit(record)
+        self._write(record)
+
+    def _write(self, record) -> None:
+        """One line on stderr, above any progress bar being drawn (never into its line)."""
+        bars = sys.modules.get("tqdm")
+        if bars is None or not getattr(self.stream, "isatty", lambda: False)():
+            super().emit(record)
+            return
+        try:
+            bars.tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - a log line must never stop a command
+            self.handleError(record)
 
     def flush_held(self) -> None:
         held, self._held = self._held or [], None
         for record in held:
-            super().emit(record)
+            self._write(record)
 
     def drop_held(self) -> None:
         if self._held is not None:
