@@ -339,6 +339,8 @@ class EmbedSummary:
     seconds : float
     backend : str
     model : str
+    n_distinct : int or None
+        Distinct texts among the n rows (None where not counted).
     """
 
     path: Path
@@ -348,13 +350,22 @@ class EmbedSummary:
     seconds: float
     backend: str
     model: str
+    n_distinct: int | None = None
 
     def to_dict(self) -> dict:
         """JSON-friendly form."""
         return {
             "path": str(self.path), "n": self.n, "dim": self.dim, "n_cached": self.n_cached,
             "seconds": round(self.seconds, 3), "backend": self.backend, "model": self.model,
+            "n_distinct": self.n_distinct,
         }
+
+
+def _text_hashes(texts) -> np.ndarray:
+    """64-bit hashes of texts, shape (n,), uint64 (equal texts, equal hashes)."""
+    import pandas as pd
+
+    return pd.util.hash_array(np.asarray(texts, dtype=object))
 
 
 def embed_to_disk(
@@ -401,6 +412,7 @@ def embed_to_disk(
     store = open_cache(cache)
     report = ReadReport(str(source))
     n_cached = 0
+    hashes: list[np.ndarray] = []  # 8 bytes per row: counts repeated texts without keeping them
     bar = progress_bar(None, "embedding", progress=progress, unit="text")
     extra = {"source": str(source), "text_col": text_col}
     try:
@@ -409,12 +421,19 @@ def embed_to_disk(
             for chunk in iter_chunks(source, text_col=text_col, strict=strict, chunk_rows=chunk_rows, report=report):
                 vectors, cached = encode_texts(encoder, chunk["text"].tolist(), cache=store, progress=bar)
                 n_cached += cached
+                hashes.append(_text_hashes(chunk["text"]))
                 writer.append(vectors, chunk)
     finally:
         bar.close()
         if store is not None and store is not cache:
             store.close()
+    n_distinct = len(np.unique(np.concatenate(hashes))) if hashes else 0
+    if n_distinct < writer.rows:
+        repeats = writer.rows - n_distinct
+        log.info("%d of %d texts repeat an earlier text (%d distinct); 'embedspace duplicates' groups exact and near "
+                 "copies", repeats, writer.rows, n_distinct)
     return EmbedSummary(
         path=Path(output), n=writer.rows, dim=encoder.dim, n_cached=n_cached,
         seconds=time.perf_counter() - started, backend=encoder.identity.backend, model=encoder.identity.name,
+        n_distinct=n_distinct,
     )

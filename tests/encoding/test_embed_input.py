@@ -19,3 +19,17 @@ def test_lone_surrogates_from_python_are_replaced_or_refused_under_strict(encode
     assert es.embed(frame, encoder=encoder, progress=False).table["text"].iloc[0] == "x \ufffd y"
     with pytest.raises(InputError, match="lone surrogate"):
         es.embed(["a \ud800"], encoder=encoder, strict=True, progress=False)
+
+
+def test_embed_says_how_many_texts_repeat(tmp_path, cli):
+    """Issue 31, item 5: 98 repeated articles were embedded without a word."""
+    import json
+
+    source = tmp_path / "docs.txt"
+    source.write_text("a cat sat\na dog ran\na cat sat\nA cat sat\na cat sat\n", encoding="utf-8")
+    status, out, err = cli("embed", source, "-o", tmp_path / "docs.set", "--json")
+    assert status == 0, err
+    assert json.loads(out)["n_distinct"] == 3
+    assert "2 of 5 texts repeat an earlier text (3 distinct)" in err
+    status, _, err = cli("embed", source, "-o", tmp_path / "docs.set", "--overwrite", "--quiet")
+    assert status == 0 and "repeat" not in err
