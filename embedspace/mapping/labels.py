@@ -185,6 +185,25 @@ def _by_centrality(vectors: np.ndarray, members: np.ndarray) -> np.ndarray:
     return members[order]
 
 
+def _distinct_examples(members: np.ndarray, texts: list[str], n: int) -> list[int]:
+    """The first ``n`` rows of ``members`` (most central first) whose texts differ.
+
+    Texts are compared after white space and case are folded, so a collection that holds
+    an article several times shows it once among a cluster's representatives.
+    """
+    seen: set[str] = set()
+    chosen = []
+    for row in members:
+        key = " ".join(str(texts[row]).split()).casefold()
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append(int(row))
+        if len(chosen) == n:
+            break
+    return chosen
+
+
 def describe(space, *, cluster_col: str = "cluster", n_keywords: int = 10, n_examples: int = 3):
     """One row per cluster: size, keywords, a short label and representative documents.
 
@@ -230,7 +249,7 @@ def describe(space, *, cluster_col: str = "cluster", n_keywords: int = 10, n_exa
     rows = []
     for cls, members in ordered.items():
         keywords = _distinct_keywords(ranked.get(int(cls), []), n_keywords)
-        examples = members[:n_examples]
+        examples = _distinct_examples(members, texts, n_examples)
         rows.append({
             "cluster": int(cls),
             "size": int(len(members)),

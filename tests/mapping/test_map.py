@@ -286,3 +286,18 @@ def test_map_of_a_file_is_the_map_of_the_set_embed_writes(small_space, tmp_path,
         np.testing.assert_array_equal(from_file[column].to_numpy(), from_set[column].to_numpy(), err_msg=column)
     manifests = [json.loads((tmp_path / name / "manifest.json").read_text()) for name in ("from-file", "from-set")]
     assert manifests[0]["model"]["backend"] == manifests[1]["model"]["backend"]
+
+
+def test_representative_documents_are_distinct(small_space):
+    """Issue 31, item 5: a collection holding an article several times showed it as several representatives."""
+    import embedspace as es
+
+    table = small_space.table.copy()
+    central = es.describe(es.map(small_space, seed=0)).iloc[0]["example_rows"][0]
+    copies = pd.concat([table, table.iloc[[central] * 4]], ignore_index=True)
+    vectors = np.vstack([small_space.vectors, np.repeat(small_space.vectors[[central]], 4, axis=0)])
+    doubled = es.EmbeddingSet(vectors, copies, small_space.model)
+    described = es.describe(es.map(doubled, seed=0))
+    for examples in described["examples"]:
+        folded = [" ".join(t.split()).casefold() for t in examples]
+        assert len(set(folded)) == len(folded)
