@@ -123,7 +123,7 @@ def power(space, test, labels, seeds: int, args) -> list[dict]:
                 vectors = np.asarray(space.vectors[order], dtype=np.float32)
                 row = {"group": group, "share": share, "seed": seed, **global_tests(vectors, source, seed, mmd=not args.no_mmd,
                                                                                    linear=not args.no_linear)}
-                if share == 0.05 and not args.tests_only:
+                if (share == 0.05 or args.compare_all) and not args.tests_only:
                     row.update(top_region(space, a, b, group, n_g, seed))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -274,6 +274,7 @@ def main() -> None:
     parser.add_argument("--set", default="/tmp/emb/20ng.set")
     parser.add_argument("--out", default="/tmp/bench_compare")
     parser.add_argument("--no-mmd", action="store_true", help="skip the MMD baseline")
+    parser.add_argument("--compare-all", action="store_true", help="power: full compare_sets in every cell, not only x = 5%%")
     parser.add_argument("--shares", default="", help="power: comma-separated shares to run (default: all)")
     parser.add_argument("--other-seeds", type=int, default=0, help="power: seeds of the cells other than x = 5%% (default: --seeds)")
     parser.add_argument("--no-linear", action="store_true", help="skip the linear classifier test")
