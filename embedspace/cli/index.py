@@ -69,6 +69,8 @@ def register(subparsers) -> None:
     parser.add_argument("--no-bm25", action="store_true", help="skip the BM25 index (then only --mode dense works)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of k-means training and the tuning sample (default: 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace INDEX if it exists")
+    parser.add_argument("--allow-duplicates", action="store_true",
+                        help="index add: also add rows whose text (and id) are already in the index (default: skip them)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     add_engine_options(parser, local="add rows in this process", ray="in shards on Ray")
 
@@ -107,15 +109,17 @@ def _build(args, set_path: str) -> int:
 
 def _add(args, index_path: str, set_path: str) -> int:
     started = time.perf_counter()
-    index = add_to_index(index_path, set_path, progress=progress_of(args))
-    _report(args, index, time.perf_counter() - started, f"added {index._sources[-1].n} rows to")
+    index = add_to_index(index_path, set_path, progress=progress_of(args), allow_duplicates=args.allow_duplicates)
+    added, skipped = index.last_add["added"], index.last_add["skipped"]
+    _report(args, index, time.perf_counter() - started, f"added {added} rows to",
+            extra={"added": added, "skipped": skipped})
     return 0
 
 
-def _report(args, index, seconds: float, verb: str) -> None:
+def _report(args, index, seconds: float, verb: str, extra: dict | None = None) -> None:
     summary = {
         "path": str(index.path), "kind": index.kind, "n": index.n, "d": index.d, "params": index.params,
-        "bm25": bool(index._lexical_settings), "seconds": round(seconds, 3),
+        "bm25": index.has_bm25, "seconds": round(seconds, 3), **(extra or {}),
     }
     if args.json:
         emit_json(summary)

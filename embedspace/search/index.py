@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from embedspace._fs import atomic_directory, check_output_path, sha256_file
+from embedspace.embeddingset import EmbeddingSet
 from embedspace.encoding import load_encoder
 from embedspace.errors import FormatError, InputError, ModelMismatchError
 from embedspace.search import ann
@@ -98,6 +99,7 @@ class Index:
         self._arrow = None
         self._encoder = None
         self._snapshot = snapshot  # the generation of `path` this index was read from
+        self.last_add = None  # {"added", "skipped"} of the latest add()
 
     # -- description
     @property
@@ -356,8 +358,12 @@ class Index:
         return out
 
     # -- growth and persistence
-    def add(self, space, *, progress=None) -> "Index":
+    def add(self, space, *, progress=None, allow_duplicates: bool = False) -> "Index":
         """Append the rows of another EmbeddingSet (object or directory); row ids of existing rows stay.
+
+        Rows already in the index are skipped unless ``allow_duplicates``: a row is already
+        there when its text (and its ``id``, where both sets have an ``id`` column) equals
+        an indexed row's. How many were added and skipped is in :attr:`last_add`.
 
         Raises
         ------
@@ -372,6 +378,15 @@ class Index:
             if Path(os.path.realpath(self.path)) in inside.parents:
                 raise InputError(f"{what} is stored inside the index {self.path}, which is rewritten as a whole when it "
                                  "changes; move the set out of the index folder first")
+        skipped = 0
+        if not allow_duplicates:
+            source, skipped = self._without_indexed_rows(source, space)
+        self.last_add = {"added": source.n if source is not None else 0, "skipped": skipped}
+        if skipped:
+            log.info("skipped %d of %d rows of %s already in the index (allow_duplicates=True keeps them)",
+                     skipped, skipped + self.last_add["added"], what)
+        if source is None:
+            return self
         # validate before anything changes: every column must keep one type across the sets
         combined = _combined(self._sources + [source], names=[str(s.path or f"set {i + 1}") for i, s in
                                                               enumerate(self._sources)] + [what])
@@ -387,6 +402,23 @@ class Index:
             self._lexical.fit(self._table().column("text").to_pylist(), progress=progress)
             self._lexical_settings = self._lexical.settings()
         return self
+
+    def _without_indexed_rows(self, source: SetSource, space):
+        """``source`` less the rows already indexed (None if none is left), and how many were dropped."""
+        table, indexed = source.table(), self._table()
+        key_columns = ["id", "text"] if "id" in table.column_names and "id" in indexed.column_names else ["text"]
+
+        def keys(arrow):
+            return list(zip(*(map(str, arrow.column(c).to_pylist()) for c in key_columns)))
+
+        known = set(keys(indexed))
+        keep = [i for i, key in enumerate(keys(table)) if key not in known]
+        if len(keep) == source.n:
+            return source, 0
+        if not keep:
+            return None, source.n
+        whole = source.space if source.space is not None else EmbeddingSet.load(source.path)
+        return SetSource.of(whole.select(keep)), source.n - len(keep)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the index directory atomically (see the module docstring for its layout).

@@ -44,7 +44,7 @@ def load_index(path: str | os.PathLike) -> Index:
     return read_consistently(directory, lambda snapshot: _load_index(directory, snapshot))
 
 
-def add_to_index(path: str | os.PathLike, space, *, progress=None) -> Index:
+def add_to_index(path: str | os.PathLike, space, *, progress=None, allow_duplicates: bool = False) -> Index:
     """Append the rows of a set to a saved index, in place, as one locked read-modify-write.
 
     The index directory's lock is held from reading the index to writing it back, so two
@@ -58,6 +58,8 @@ def add_to_index(path: str | os.PathLike, space, *, progress=None) -> Index:
     space : EmbeddingSet or path-like
         The set to add (same model); a set stored inside the index folder is refused.
     progress : bool or None
+    allow_duplicates : bool, default=False
+        Also add rows already in the index (see :meth:`Index.add`).
 
     Returns
     -------
@@ -74,8 +76,9 @@ def add_to_index(path: str | os.PathLike, space, *, progress=None) -> Index:
     """
     with output_lock(path):
         index = load_index(path)
-        index.add(space, progress=progress)
-        index.save(path, overwrite=True)
+        index.add(space, progress=progress, allow_duplicates=allow_duplicates)
+        if index.last_add["added"]:  # every row already there: nothing to rewrite
+            index.save(path, overwrite=True)
     return index
 
 

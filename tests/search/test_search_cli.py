@@ -229,3 +229,24 @@ def test_a_filter_explains_which_condition_emptied_it():
     assert explain("label in ['tec', 'busines']") == "no row has label in ['tec', 'busines']; did you mean 'tech' or 'business'?"
     assert explain("label == 'zzz'").startswith("no row has label == 'zzz' (values of 'label' include 'business'")
     assert "no row matches the whole filter" in explain("label == 'sport' and year > 2005")
+
+
+def test_index_add_skips_rows_already_indexed(workdir, cli, tmp_path, encoder, sentences):
+    """Issue 31, item 5: 'index add' of documents already in the index added them again silently."""
+    import shutil
+
+    index = tmp_path / "docs.index"
+    shutil.copytree(workdir / "docs.index", index)
+    before = es.load_index(index).n
+    old = es.load(workdir / "docs.set").table.head(5)[["text", "topic", "year"]]
+    new = pd.DataFrame({"text": sentences[-5:], "topic": "other", "year": 2001})
+    es.embed(pd.concat([old, new], ignore_index=True), encoder=encoder).save(tmp_path / "more.set")
+    status, out, err = cli("index", "add", index, tmp_path / "more.set", "--json")
+    assert status == 0, err
+    report = json.loads(out)
+    assert (report["added"], report["skipped"], report["n"]) == (5, 5, before + 5)
+    assert "skipped 5 of 10 rows" in err
+    texts = es.load_index(index).table["text"].tolist()
+    assert texts[before:] == sentences[-5:] and len(set(texts)) == len(texts)
+    status, out, _ = cli("index", "add", index, tmp_path / "more.set", "--allow-duplicates", "--json")
+    assert json.loads(out)["added"] == 10
