@@ -264,7 +264,7 @@ def test_7_a_reader_never_mixes_two_generations_of_an_index(world, tmp_path, cli
 
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
-    failures, reads, deadline = [], 0, time.monotonic() + 20
+    failures, reads, deadline = [], 0, time.monotonic() + 10  # ad25b1a failed 39 of 543 reads in 20 s
     try:
         while time.monotonic() < deadline:
             status, out, err = cli("search", index, "a question", "-k", 100, "--json")
