@@ -13,15 +13,6 @@ from embedspace import EmbeddingSet  # noqa: E402
 pytestmark = pytest.mark.slow  # subprocesses, kills, Ray or a browser: CI runs it, the fast lane skips it
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    from embedspace.distributed.session import ray_session
-
-    session = ray_session(num_cpus=2)
-    yield session
-    session.shutdown()
-
-
 def test_ray_embed_equals_local(ray_cluster, cli, tmp_path, sentences):
     rows = pd.DataFrame({"text": sentences[:600] + [""] * 3, "n": range(603), "tag": ["a", "b", "c"] * 201})
     rows.to_csv(tmp_path / "in.csv", index=False)

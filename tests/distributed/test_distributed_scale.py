@@ -26,15 +26,6 @@ N_QUERIES = 300
 GROUPS = ("rec.sport.hockey", "sci.space", "soc.religion.christian", "comp.graphics", "rec.autos", "talk.politics.guns")
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    from embedspace.distributed.session import ray_session
-
-    session = ray_session(num_cpus=2)
-    yield session
-    session.shutdown()
-
-
 def _short_lines(n: int) -> list[str]:
     """n distinct lines of 4+ words from the 20 Newsgroups bodies (quotes dropped), in file order."""
     seen: dict[str, None] = {}
