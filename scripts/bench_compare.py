@@ -33,9 +33,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO))
 
 import embedspace as es
+from _bench_machine import cpu_name
 from embedspace.analysis.compare_stats import (
     knn_two_sample_test,
     linear_two_sample_test,
@@ -46,14 +48,6 @@ from embedspace.mapping import knn_graph
 GROUPS = ["sci.space", "sci.med", "rec.autos"]
 SHARES = [0.01, 0.02, 0.05, 0.10]
 SET_SIZE = 3000
-
-
-def cpu_name() -> str:
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def load(path: str):

@@ -47,6 +47,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
+from _bench_machine import cpu_name  # noqa: E402
 from bench_embed import sts_sentences  # noqa: E402
 
 PLAIN = textwrap.dedent("""\
@@ -208,14 +209,9 @@ def cache_writes(args) -> int:
             ratios.append(times["batches"] / times["slices"])
             print(f"round {round_no + 1}: 4,096-text slices {times['slices']:.2f} s, batch by batch "
                   f"{times['batches']:.2f} s, ratio {ratios[-1]:.3f}", flush=True)
-    print(f"{_cpu_name()}, backend {encoder.backend}, {args.n} sentences: batch-by-batch / slices "
+    print(f"{cpu_name()}, backend {encoder.backend}, {args.n} sentences: batch-by-batch / slices "
           f"{statistics.median(ratios):.3f}x (median of {args.rounds}, range {min(ratios):.3f}-{max(ratios):.3f})")
     return 0
-
-
-def _cpu_name() -> str:
-    with open("/proc/cpuinfo", encoding="utf-8") as handle:
-        return next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "unknown CPU")
 
 
 def peak_rss(args, work, base_env, models) -> None:

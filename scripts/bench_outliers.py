@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO))
 
 import embedspace as es  # noqa: E402
+from _bench_machine import cpu_name  # noqa: E402
 
 SUPER_GROUPS = {
     "comp": ["comp.graphics", "comp.os.ms-windows.misc", "comp.sys.ibm.pc.hardware", "comp.sys.mac.hardware",
@@ -48,14 +49,6 @@ SUPER_GROUPS = {
     "rel": ["talk.religion.misc", "alt.atheism", "soc.religion.christian"],
 }
 WINDOW_WORDS = 150  # ~200 word pieces: one window fits the model's 256-token window
-
-
-def cpu_name() -> str:
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def cvdd_table():
