@@ -104,18 +104,18 @@ def _encode_keeping_work(encoder, unique: list[str], cache, progress, cache_ever
     new = np.empty((len(unique), encoder.dim), dtype=np.float32)
     by_length = np.argsort([len(t) for t in unique], kind="stable")
     pending: list[np.ndarray] = []
-    saved = 0
+    n_pending = saved = 0
     last_write = time.monotonic()
 
     def write() -> int:
-        nonlocal pending, last_write
+        nonlocal pending, n_pending, last_write
+        written = 0
         if cache is not None and pending:
             rows = np.concatenate(pending)
             cache.put(encoder.identity, [unique[i] for i in rows], new[rows])
-            pending, last_write = [], time.monotonic()
-            return len(rows)
-        pending = []
-        return 0
+            written, last_write = len(rows), time.monotonic()
+        pending, n_pending = [], 0
+        return written
 
     shared = hasattr(progress, "update")
     bar = progress if shared else progress_bar(len(unique), "embedding", progress=progress, unit="text")
@@ -131,8 +131,9 @@ def _encode_keeping_work(encoder, unique: list[str], cache, progress, cache_ever
                 rows = block[positions]
                 new[rows] = vectors
                 pending.append(rows)  # before the count goes up: every text counted is kept on an interrupt
+                n_pending += len(rows)
                 bar.update(len(rows))
-                if sum(len(r) for r in pending) >= cache_every or time.monotonic() - last_write >= cache_seconds:
+                if n_pending >= cache_every or time.monotonic() - last_write >= cache_seconds:
                     saved += write()
     except BaseException as stopped:
         if cache is not None:
