@@ -9,6 +9,8 @@ as the map page's (``<``, ``>``, ``&``, U+2028/9 as ``\\u`` escapes).
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import math
 
@@ -155,6 +157,14 @@ draw();
 """
 
 
+@contextlib.contextmanager
+def _compare_directory(directory, *, overwrite: bool, inputs):
+    """Yield (target, temporary folder) for a compare result: checked first, renamed into place when done."""
+    target = check_output_path(directory, overwrite=overwrite, inputs=inputs, kind=COMPARE_FORMAT)
+    with atomic_directory(target, overwrite=overwrite, kind=COMPARE_FORMAT, inputs=inputs) as tmp:
+        yield target, tmp
+
+
 def write_comparison_html(result, path, *, title: str = "embedspace compare") -> None:
     """Write the self-contained A/B page (see the module notes)."""
     names = result.metrics["names"]
@@ -198,8 +208,7 @@ def write_comparison(result, directory, *, overwrite: bool = False, inputs=(), t
     str
         The absolute output path.
     """
-    target = check_output_path(directory, overwrite=overwrite, inputs=inputs, kind=COMPARE_FORMAT)
-    with atomic_directory(target, overwrite=overwrite, kind=COMPARE_FORMAT, inputs=inputs) as tmp:
+    with _compare_directory(directory, overwrite=overwrite, inputs=inputs) as (target, tmp):
         documents = result.space.table.copy()
         documents.insert(0, "row", np.arange(len(documents), dtype=np.int64))
         first = ["row", "source", "source_row", "novelty", "cluster", "map_cluster", "x", "y", "text"]
@@ -262,8 +271,7 @@ def write_group_comparison(result, directory, *, overwrite: bool = False, inputs
     str
         The absolute output path.
     """
-    target = check_output_path(directory, overwrite=overwrite, inputs=inputs, kind=COMPARE_FORMAT)
-    with atomic_directory(target, overwrite=overwrite, kind=COMPARE_FORMAT, inputs=inputs) as tmp:
+    with _compare_directory(directory, overwrite=overwrite, inputs=inputs) as (target, tmp):
         topics = result.topics.assign(keywords=result.topics["keywords"].map(
             lambda k: "; ".join(k) if isinstance(k, list) else ""))
         csv_safe(topics).to_csv(tmp / "topics.csv", index=False)
@@ -286,8 +294,7 @@ def write_model_comparison(result, directory, *, overwrite: bool = False, inputs
     str
         The absolute output path.
     """
-    target = check_output_path(directory, overwrite=overwrite, inputs=inputs, kind=COMPARE_FORMAT)
-    with atomic_directory(target, overwrite=overwrite, kind=COMPARE_FORMAT, inputs=inputs) as tmp:
+    with _compare_directory(directory, overwrite=overwrite, inputs=inputs) as (target, tmp):
         documents = result.documents.copy()
         documents.insert(0, "row", np.arange(len(documents), dtype=np.int64))
         sink = TableSink(tmp / "documents.parquet")
