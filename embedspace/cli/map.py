@@ -16,7 +16,15 @@ from embedspace.cli._common import (
 )
 from embedspace.encoding import BACKENDS
 from embedspace.evaluation import evaluate_clustering
-from embedspace.mapping import MAP_FORMAT, MIN_SAMPLE, clustering_stability, make_mapper, space_to_map, write_map
+from embedspace.mapping import (
+    MAP_FORMAT,
+    MIN_SAMPLE,
+    clustering_stability,
+    collection_name,
+    make_mapper,
+    space_to_map,
+    write_map,
+)
 
 _at_least_two = number(int, at_least=2, why="runs to compare")
 _sample_size = number(int, at_least=MIN_SAMPLE, why="rows to fit a map on")
@@ -75,7 +83,9 @@ def register(subparsers) -> None:
     parser.add_argument("--assign-outliers", action="store_true", help="attach outliers to their nearest cluster")
     parser.add_argument("--stability", type=_at_least_two, default=None, metavar="N",
                         help="also cluster with N seeds and report the mean pairwise ARI between them")
-    parser.add_argument("--title", default=None, help="title of map.png and map.html (default: INPUT)")
+    parser.add_argument("--title", default=None,
+                        help="title of map.png, map.html and report.html (default: the collection's name: the file "
+                             "stem of INPUT, the set folder's name, or the corpus name; never a path)")
     parser.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     parser.add_argument("--sample-size", type=_sample_size, default=None, metavar="N",
                         help="fit the map on a sample of N rows and place the others (default: 50000; smaller "
@@ -127,7 +137,7 @@ def run(args) -> int:
         if stability_space is not space:
             extra["stability"]["sample_rows"] = len(stability_space)
     result = write_map(mapper.space_, args.output, label_col=args.label_col, overwrite=args.overwrite, mapper=mapper,
-                       title=args.title or str(args.input), extra=extra, command=args.command_line)
+                       title=args.title or collection_name(args.input), extra=extra, command=args.command_line)
     metrics, clusters = result["metrics"], result["clusters"]
     if args.json:
         summary = {key: metrics[key] for key in ("n", "n_clusters", "noise_fraction", "ari", "nmi", "v_measure",

@@ -23,7 +23,13 @@ from embedspace.mapping.labels import class_tfidf_keywords, describe
 from embedspace.mapping.mapper import MAP_FORMAT, MAP_FORMAT_VERSION, MIN_DOCUMENTS, CollectionMapper
 from embedspace.mapping.neighbors import KNNGraph, knn_graph
 from embedspace.mapping.output import write_map
-from embedspace.mapping.pipeline import clustering_stability, make_mapper, map_collection, space_to_map
+from embedspace.mapping.pipeline import (
+    clustering_stability,
+    collection_name,
+    make_mapper,
+    map_collection,
+    space_to_map,
+)
 from embedspace.mapping.reduction import reduce
 from embedspace.mapping.sampled import MIN_SAMPLE, SAMPLE_SIZE, SampledMapper
 
@@ -42,6 +48,7 @@ __all__ = [
     "cluster",
     "clustering_scores",
     "clustering_stability",
+    "collection_name",
     "describe",
     "knn_graph",
     "make_mapper",

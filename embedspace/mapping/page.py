@@ -9,11 +9,17 @@ any kind (no CDN, no fonts, no images; a Content-Security-Policy forbids them).
 
 What the page does: pan (drag) and zoom (wheel, about the cursor); hovering a point
 shows its snippet and cluster; cluster labels are drawn at their anchors (the largest
-first, skipping labels that would overlap); the legend toggles clusters; a search box
+first; a label that would overlap one placed moves a step up, down or sideways, else is
+skipped), each box shifted to lie wholly inside the canvas; the legend toggles clusters;
+a search box
 highlights documents whose text, or whose cluster's label or keywords, contain the
 query; clicking a point opens its text in a side panel; outliers are dimmed. The page
 exposes ``window.embedspaceMap`` (``n``, ``drawn``, ``matches``, ``timings``,
-``search(q)``, ``toggle(id)``) for tests and benchmarks.
+``labelBoxes``, ``canvasSize``, ``search(q)``, ``toggle(id)``) for tests and benchmarks.
+The page never scrolls sideways (checked at 1280x720 and 1400x900 by
+``tests/mapping/test_map_browser.py``): long titles and texts wrap inside the side panel.
+Cluster colours are :func:`embedspace.mapping.plotting.cluster_colors`, as in ``map.png``,
+none of them grey (grey is for outliers).
 
 Hostile text is inert by construction:
 

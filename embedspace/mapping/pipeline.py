@@ -8,7 +8,9 @@ reruns the clustering with several seeds.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -18,7 +20,7 @@ from embedspace.errors import InputError
 from embedspace.mapping.mapper import CLUSTER_DIMENSIONS, MAP_COLUMNS, MIN_DOCUMENTS, N_NEIGHBORS, CollectionMapper
 from embedspace.mapping.sampled import SAMPLE_SIZE, SampledMapper
 
-__all__ = ["clustering_stability", "make_mapper", "map_collection", "space_to_map"]
+__all__ = ["clustering_stability", "collection_name", "make_mapper", "map_collection", "space_to_map"]
 
 
 def space_to_map(source, *, text_col: str = "text", label_col: str | None = None, model: str | None = None,
@@ -37,6 +39,40 @@ def space_to_map(source, *, text_col: str = "text", label_col: str | None = None
                           max_tokens=max_tokens, min_documents=MIN_DOCUMENTS, progress=progress)
     _refuse_our_column_names(space, source)
     return space
+
+
+def collection_name(source, default: str = "embedspace map") -> str:
+    """The name a map of ``source`` is titled by: never a path.
+
+    ``corpus:NAME`` gives NAME; a file gives its stem (``/data/news/docs.jsonl`` ->
+    ``docs``); a folder, an EmbeddingSet directory included, its name without the
+    ``.set`` suffix (``runs/news.set`` -> ``news``); anything else (a DataFrame, a list of
+    texts, an EmbeddingSet in memory) gives ``default``.
+
+    Parameters
+    ----------
+    source : str, path-like or object
+    default : str, default="embedspace map"
+
+    Returns
+    -------
+    str
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return default
+    text = os.fspath(source)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if text.startswith("corpus:"):
+        return text[len("corpus:"):] or default
+    path = Path(text)
+    name = path.name or Path(os.path.abspath(text)).name
+    if not name:
+        return default
+    stem = name[: -len(".set")] if name.endswith(".set") and len(name) > 4 else name
+    if path.suffix and not path.is_dir():
+        stem = path.stem or name
+    return stem or default
 
 
 _OUR_COLUMNS = re.compile(r"^(?:row|%s|cluster_l\d+)$" % "|".join(MAP_COLUMNS))

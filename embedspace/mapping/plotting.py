@@ -16,22 +16,34 @@ import numpy as np
 
 from embedspace.errors import InputError
 
-__all__ = ["plot_map", "cluster_colors", "NOISE_COLOR"]
+__all__ = ["plot_map", "cluster_colors", "NOISE_COLOR", "BASE_COLORS", "MIN_CHANNEL_SPREAD"]
 
 NOISE_COLOR = "#c8c8c8"
 
 
+#: The first 20 cluster colours: tab20-like, with its grey (#7f7f7f) and the greyish
+#: pastels (#aec7e8, #c5b0d5, #c49c94) replaced by saturated colours, because grey means
+#: outlier (``NOISE_COLOR``). Every colour's channel spread (max - min of R, G, B) is
+#: at least ``MIN_CHANNEL_SPREAD``.
+BASE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+               "#bcbd22", "#e7ba52", "#6baed6", "#ffbb78", "#98df8a", "#ff9896", "#a55194", "#637939",
+               "#f7b6d2", "#9edae5", "#dbdb8d", "#393b79")
+MIN_CHANNEL_SPREAD = 60
+
+
 def cluster_colors(n: int) -> list[str]:
-    """``n`` distinct hex colours: tab20's, then golden-ratio hues."""
-    base = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-            "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-            "#f7b6d2", "#9edae5", "#dbdb8d", "#393b79"]
+    """``n`` distinct hex colours, none grey: ``BASE_COLORS``, then golden-ratio hues.
+
+    Generated hues have HLS saturation 0.75 and lightness 0.42 or 0.54, so their channel
+    spread is at least 160 of 255: grey is left to outliers (``NOISE_COLOR``).
+    """
+    base = list(BASE_COLORS)
     colors = base[:n]
     hue = 0.11
     while len(colors) < n:
         hue = (hue + 0.618033988749895) % 1.0
         lightness = 0.42 + 0.12 * ((len(colors) // 7) % 2)
-        r, g, b = colorsys.hls_to_rgb(hue, lightness, 0.65)
+        r, g, b = colorsys.hls_to_rgb(hue, lightness, 0.75)
         colors.append("#%02x%02x%02x" % (int(r * 255), int(g * 255), int(b * 255)))
     return colors
 

@@ -196,3 +196,66 @@ def test_report_page_shows_hostile_text_and_embeds_the_map_offline(browser, map_
     allowed = {(out / name).as_uri() for name in ("report.html", "map.html")}
     assert [u for u in watch.requests if u not in allowed and not u.startswith("data:")] == []
     page.close()
+
+
+LONG_TITLE = "/home/someone/projects/" + "very-long-folder-name-without-spaces-" * 6 + "docs.jsonl"
+
+
+@pytest.mark.parametrize("width,height", [(1280, 720), (1400, 900)])
+def test_map_page_fits_the_window_and_keeps_labels_inside_the_canvas(browser, map_dir, tmp_path, width, height):
+    """Issue 31 item 9: no sideways scroll, label boxes inside the canvas, the title shown whole, at both sizes."""
+    import json
+    import re
+
+    from embedspace.mapping.page import render_map_html
+
+    out, docs = map_dir
+    block = re.search(r'<script type="application/json" id="map-data">(.*?)</script>',
+                      (out / "map.html").read_text(encoding="utf-8"), re.S).group(1)
+    data = json.loads(block)
+    data["title"] = LONG_TITLE  # the worst case: a long title with no place to break
+    page_path = tmp_path / "long-title.html"
+    page_path.write_text(render_map_html(data), encoding="utf-8")
+
+    page = browser.new_page()
+    page.set_viewport_size({"width": width, "height": height})
+    watch = Watch(page)
+    for path in (out / "map.html", page_path):
+        page.goto(path.as_uri())
+        _wait(page, "document.documentElement.dataset.ready === '1'", 20_000)
+        assert page.evaluate("document.documentElement.scrollWidth") <= page.evaluate("window.innerWidth")
+        assert page.evaluate("document.body.scrollWidth") <= page.evaluate("window.innerWidth")
+        side = page.locator("#side").bounding_box()
+        assert side["x"] + side["width"] <= width + 0.5, "the side panel is inside the window"
+        heading = page.locator("#head h1")
+        assert heading.text_content() == page.title()
+        box = heading.bounding_box()
+        assert box["x"] >= side["x"] - 0.5 and box["x"] + box["width"] <= side["x"] + side["width"] + 0.5, \
+            "the title wraps inside the panel"
+        _check_label_boxes(page)
+        # zoomed in on a corner and panned, labels whose anchors stay on screen are shifted inside
+        canvas = page.locator("#map").bounding_box()
+        for cx, cy in ((30, 30), (canvas["width"] - 30, canvas["height"] - 30)):
+            page.evaluate("embedspaceMap.openDoc(-1)")
+            page.mouse.move(canvas["x"] + cx, canvas["y"] + cy)
+            page.mouse.wheel(0, -500)
+            page.wait_for_timeout(80)
+            _check_label_boxes(page, at_least=0)
+            page.dblclick("#map", position={"x": 5, "y": 5})
+            page.wait_for_timeout(80)
+        # the longest document open in the side panel does not widen the page either
+        longest = int(max(range(len(docs)), key=lambda i: len(docs["text"][i])))
+        page.evaluate(f"embedspaceMap.openDoc({longest})")
+        assert page.locator("#doc").is_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= page.evaluate("window.innerWidth")
+    assert page.title() == LONG_TITLE
+    assert watch.errors == []
+    page.close()
+
+
+def _check_label_boxes(page, at_least: int = 1) -> None:
+    boxes = page.evaluate("embedspaceMap.labelBoxes")
+    w, h = page.evaluate("embedspaceMap.canvasSize")
+    assert len(boxes) >= at_least, "cluster labels are drawn"
+    for x0, y0, x1, y1 in boxes:
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h, f"label box {[x0, y0, x1, y1]} leaves the {w}x{h} canvas"

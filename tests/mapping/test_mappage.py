@@ -169,6 +169,8 @@ def test_report_records_the_command_that_made_the_map(tmp_path, cli):
     assert status == 0, err
     report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "embedspace map &#x27;" in report and "my docs.csv&#x27; -o" in report
+    page = (tmp_path / "out" / "map.html").read_text(encoding="utf-8")
+    assert "<title>my docs</title>" in page and "<h1>my docs</h1>" in page, "the title is the file's stem, not its path"
 
 
 def test_the_template_ships_as_package_data():
