@@ -31,8 +31,10 @@ def register(subparsers) -> None:
             "text snippet and the metadata columns. --where keeps only rows whose metadata match, e.g. "
             "\"label == 'sci.space' and year >= 2000\" (operators ==, !=, <, <=, >, >=, in [...], not in [...], "
             "and, or, not, parentheses; quote text values). --mode bm25 ranks by keywords, --mode hybrid fuses "
-            "both rankings by reciprocal rank. --json prints {\"queries\": [{\"query\": ..., \"results\": "
-            "[{\"rank\", \"row\", \"score\", \"text\", ...metadata}]}]} with the full texts."
+            "both rankings by reciprocal rank. Identical texts (white space aside) show as one hit with the number of "
+            "rows that hold it (copies); --keep-duplicates shows every row. --json prints {\"queries\": [{\"query\": "
+            "..., \"results\": [{\"rank\", \"row\", \"score\", \"text\", \"copies\", ...metadata}]}]} with the full "
+            "texts (no copies key with --keep-duplicates)."
         ),
         examples=[
             "embedspace search news.index \"graphics cards for linux\"",
@@ -47,6 +49,9 @@ def register(subparsers) -> None:
     parser.add_argument("-k", type=positive_int, default=10, help="hits per query (default: 10)")
     parser.add_argument("--where", metavar="EXPR", help="metadata filter expression")
     parser.add_argument("--mode", default="dense", choices=MODES, help="ranking (default: dense)")
+    parser.add_argument("--keep-duplicates", action="store_true",
+                        help="show every row of a text the index holds several times (default: one hit per distinct "
+                             "text, with its number of copies)")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -56,12 +61,13 @@ def run(args) -> int:
                          f"embedspace index {args.index} -o {str(args.index).rstrip('/')}.index")
     index = load_index(args.index)
     queries = [fs_text(q) for q in args.queries]  # bytes that are not UTF-8 (kept as surrogates) become U+FFFD
-    records = index.search_records(queries, k=args.k, where=args.where, mode=args.mode)
+    records = index.search_records(queries, k=args.k, where=args.where, mode=args.mode,
+                                   distinct=not args.keep_duplicates)
     if args.json:
         emit_json({"queries": [{"query": r["query"], "results": [_plain(hit) for hit in r["results"]]} for r in records],
                    "warnings": index.warnings(queries, where=args.where)})
     else:
-        _print_results(records)
+        _print_results(records, distinct=not args.keep_duplicates)
     return 0
 
 
@@ -86,7 +92,7 @@ def _shorten(value, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _print_results(records: list[dict]) -> None:
+def _print_results(records: list[dict], distinct: bool = True) -> None:
     """An aligned table per query: rank, score, row, metadata columns, then the snippet."""
     write = sys.stdout.write
     for number, record in enumerate(records):
@@ -97,14 +103,17 @@ def _print_results(records: list[dict]) -> None:
         if not hits:
             write("  (no matching rows)\n")
             continue
-        meta = [key for key in hits[0] if key not in ("rank", "row", "score", "text")]
-        header = ["rank", "score", "row"] + [_shorten(m, _CELL) for m in meta] + ["text"]
+        shown = ("rank", "row", "score", "text", "copies") if distinct else ("rank", "row", "score", "text")
+        meta = [key for key in hits[0] if key not in shown]
+        copies = distinct and any(h["copies"] > 1 for h in hits)  # a column only when some text repeats
+        header = ["rank", "score", "row"] + ["copies"] * copies + [_shorten(m, _CELL) for m in meta] + ["text"]
         rows = [
-            [str(h["rank"]), f"{h['score']:.4f}", str(h["row"])] + [_shorten(h.get(m), _CELL) for m in meta] + [_shorten(h["text"], _SNIPPET)]
+            [str(h["rank"]), f"{h['score']:.4f}", str(h["row"])] + [str(h.get("copies", 1))] * copies
+            + [_shorten(h.get(m), _CELL) for m in meta] + [_shorten(h["text"], _SNIPPET)]
             for h in hits
         ]
         widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header) - 1)]
-        numeric = 3
+        numeric = 3 + copies
         for line in [header] + rows:
             cells = [c.rjust(w) if i < numeric else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))]
             write("  " + "  ".join(cells + [line[-1]]).rstrip() + "\n")

@@ -40,6 +40,7 @@ from embedspace.embeddingset import EmbeddingSet
 from embedspace.encoding import load_encoder
 from embedspace.errors import FormatError, InputError, ModelMismatchError
 from embedspace.search import ann
+from embedspace.search.distinct import collapse_identical
 from embedspace.search.filters import Filter
 from embedspace.search.lexical import FUSION_DEPTH, BM25Index, reciprocal_rank_fusion
 from embedspace.search.set_sources import SetSource, VectorRows, combine_tables, verify_payloads
@@ -199,12 +200,15 @@ class Index:
         rows : ndarray of shape (m, k), int64
             Row ids best first; -1 padding.
         """
+        return self._search_rows(queries, k, where, mode, encoder, warn=True)
+
+    def _search_rows(self, queries, k, where, mode, encoder, *, warn: bool):
         queries = _check_queries(queries)
         k = _check_k(k)
         if mode not in MODES:
             raise InputError(f"unknown search mode '{mode}' (choose from {', '.join(MODES)})")
         mask = self._mask(where)
-        for warning in self._warnings(queries, where, mask):
+        for warning in self._warnings(queries, where, mask) if warn else ():
             log.warning("%s", warning)
 
         depth = max(k, FUSION_DEPTH) if mode == "hybrid" else k
@@ -246,7 +250,8 @@ class Index:
                 found.append("the where= mask selects no row")
         return found
 
-    def search_records(self, queries, k: int = 10, where=None, mode: str = "dense", encoder=None) -> list[dict]:
+    def search_records(self, queries, k: int = 10, where=None, mode: str = "dense", encoder=None,
+                       distinct: bool = False) -> list[dict]:
         """Search and return plain Python objects: the shape of ``embedspace search --json``.
 
         Parameters are those of :meth:`search`.
@@ -255,14 +260,26 @@ class Index:
         -------
         list of dict
             ``[{"query": str, "results": [{"rank", "row", "score", "text", ...metadata}]}]``
-            in the order of ``queries``. Metadata columns named like a result field are
+            in the order of ``queries``; with ``distinct=True`` each hit also has
+            ``copies`` after ``text``. Metadata columns named like a result field are
             prefixed with ``meta_``.
         """
         queries = _check_queries(queries)
-        scores, rows = self.search_rows(queries, k=k, where=where, mode=mode, encoder=encoder)
-        return self._records(queries, scores, rows)
+        if not distinct:
+            scores, rows = self.search_rows(queries, k=k, where=where, mode=mode, encoder=encoder)
+            return self._records(queries, scores, rows)
+        k = _check_k(k)
+        depth, warn = min(self.n, 2 * k + 10), True
+        while True:  # deeper until every query has k distinct texts with all their copies ranked
+            scores, rows = self._search_rows(queries, depth, where, mode, encoder, warn=warn)
+            texts = {row: self._table().slice(row, 1).column("text")[0].as_py()
+                     for row in np.unique(rows[rows >= 0]).tolist()}
+            kept_scores, kept_rows, copies, complete = collapse_identical(scores, rows, texts, k)
+            if complete.all() or depth >= self.n:
+                return self._records(queries, kept_scores, kept_rows, copies)
+            depth, warn = min(self.n, depth * 4), False
 
-    def search(self, queries, k: int = 10, where=None, mode: str = "dense", encoder=None):
+    def search(self, queries, k: int = 10, where=None, mode: str = "dense", encoder=None, distinct: bool = False):
         """Search with text queries.
 
         Parameters
@@ -278,12 +295,16 @@ class Index:
             Embedding similarity, BM25, or their reciprocal-rank fusion.
         encoder : Encoder, optional
             Embeds the queries; default the index's own model (loaded once, offline).
+        distinct : bool, default=False
+            One hit per distinct text (white space folded), with a ``copies`` column: how
+            many rows hold it (:mod:`embedspace.search.distinct`). ``embedspace search``
+            does this unless ``--keep-duplicates``.
 
         Returns
         -------
         pandas.DataFrame
-            Columns ``query, rank, row, score, text`` then the metadata columns; one row
-            per hit, queries in order, ranks from 1.
+            Columns ``query, rank, row, score, text`` (``copies`` next with ``distinct``),
+            then the metadata columns; one row per hit, queries in order, ranks from 1.
 
         Raises
         ------
@@ -294,9 +315,10 @@ class Index:
         """
         import pandas as pd
 
-        records = self.search_records(queries, k=k, where=where, mode=mode, encoder=encoder)
+        records = self.search_records(queries, k=k, where=where, mode=mode, encoder=encoder, distinct=distinct)
         rows = [{"query": item["query"], **hit} for item in records for hit in item["results"]]
-        columns = list(_RESULT_FIELDS) + [_meta_name(c) for c in self._table().column_names if c != "text"]
+        columns = list(_RESULT_FIELDS) + ["copies"] * bool(distinct) + [
+            _meta_name(c, distinct) for c in self._table().column_names if c != "text"]
         return pd.DataFrame(rows, columns=columns)
 
     def _dense(self, queries, depth, mask, encoder):
@@ -340,7 +362,7 @@ class Index:
             self._lexical = lexical
         return self._lexical
 
-    def _records(self, queries, scores, rows) -> list[dict]:
+    def _records(self, queries, scores, rows, copies=None) -> list[dict]:
         table = self._table()
         # one-row slices: Table.take would make pyarrow import pandas, costing more than the search
         by_row = {row: table.slice(row, 1).to_pylist()[0] for row in np.unique(rows[rows >= 0]).tolist()}
@@ -352,7 +374,9 @@ class Index:
                     break
                 values = by_row[row]
                 hit = {"rank": rank, "row": row, "score": round(float(score), 6), "text": values.get("text")}
-                hit.update({_meta_name(key): value for key, value in values.items() if key != "text"})
+                if copies is not None:
+                    hit["copies"] = int(copies[q, rank - 1])
+                hit.update({_meta_name(key, copies is not None): value for key, value in values.items() if key != "text"})
                 results.append(hit)
             out.append({"query": query, "results": results})
         return out
@@ -491,8 +515,8 @@ def _describe(model) -> str:
     return f"{model.name} ({model.dim}-d, weights {model.weights_sha256[:8]})"
 
 
-def _meta_name(column: str) -> str:
-    return f"meta_{column}" if column in _RESULT_FIELDS else column
+def _meta_name(column: str, distinct: bool = False) -> str:
+    return f"meta_{column}" if column in _RESULT_FIELDS or (distinct and column == "copies") else column
 
 
 def _check_k(k) -> int:
