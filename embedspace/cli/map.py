@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+
 from embedspace._fs import check_output_path
+from embedspace.cli import map_add
 from embedspace.cli._common import (
+    UsageError,
     add_command,
     add_engine_options,
     check_engine_options,
@@ -76,6 +80,10 @@ def register(subparsers) -> None:
         handler=run,
     )
     _add_input_options(parser)
+    parser.add_argument("more", nargs="*", help=argparse.SUPPRESS)  # 'map add MAP INPUT': see embedspace.cli.map_add
+    parser.usage = "embedspace map INPUT|SET -o DIR [options]\n       " + map_add.USAGE
+    parser.description += " " + map_add.DESCRIPTION
+    parser.epilog += "\n" + "\n".join(f"  {line}" for line in map_add.EXAMPLES)
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="output map directory")
     parser.add_argument("--label-col", default=None, metavar="L", help="column of reference labels to score against")
     parser.add_argument("--min-cluster-size", type=positive_int, default=None, metavar="N",
@@ -113,6 +121,11 @@ def register_eval(verbs) -> None:
 
 
 def run(args) -> int:
+    if args.input == "add":
+        return map_add.run_add(args, args.more)
+    if args.more:
+        raise UsageError(f"expected one INPUT|SET to map, got {1 + len(args.more)}: {args.input} {' '.join(args.more)} "
+                         "(to add documents to a map: embedspace map add MAP INPUT -o DIR)")
     progress = progress_of(args)
     check_engine_options(args)
     check_output_path(args.output, overwrite=args.overwrite, inputs=[args.input], kind=MAP_FORMAT)

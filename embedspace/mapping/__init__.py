@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from embedspace.mapping.clustering import Clusterer, assign_outliers, cluster, clustering_scores
 from embedspace.mapping.demo import run_demo
+from embedspace.mapping.grow import MapGrowth, add_to_map, read_map, write_grown_map
 from embedspace.mapping.labels import class_tfidf_keywords, describe
 from embedspace.mapping.mapper import MAP_FORMAT, MAP_FORMAT_VERSION, MIN_DOCUMENTS, CollectionMapper
 from embedspace.mapping.neighbors import KNNGraph, knn_graph
@@ -41,8 +42,10 @@ __all__ = [
     "MAP_FORMAT_VERSION",
     "MIN_DOCUMENTS",
     "MIN_SAMPLE",
+    "MapGrowth",
     "SAMPLE_SIZE",
     "SampledMapper",
+    "add_to_map",
     "assign_outliers",
     "class_tfidf_keywords",
     "cluster",
@@ -53,8 +56,10 @@ __all__ = [
     "knn_graph",
     "make_mapper",
     "map_collection",
+    "read_map",
     "reduce",
     "run_demo",
     "space_to_map",
     "write_map",
+    "write_grown_map",
 ]

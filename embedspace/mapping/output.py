@@ -35,7 +35,8 @@ def _metrics(mapped, label_col, mapper) -> dict:
 
 
 def write_map(mapped, directory, *, label_col: str | None = None, overwrite: bool = False, mapper=None,
-              title: str | None = None, extra: dict | None = None, command: str | None = None) -> dict:
+              title: str | None = None, extra: dict | None = None, command: str | None = None,
+              new_clusters=None) -> dict:
     """Write a map directory for a mapped set, atomically.
 
     Files: ``documents.parquet`` (row, x, y, cluster, probability, outlier_score, text,
@@ -59,6 +60,9 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
     command : str, optional
         The command line that made the map, shown in ``report.html`` (default: how this
         Python process was started).
+    new_clusters : sequence of int, optional
+        Clusters a grown map found new (``embedspace.mapping.grow``): ``clusters.csv`` gets
+        a ``new`` column and their labels start with "new: " in map.png and map.html.
 
     Returns
     -------
@@ -84,6 +88,8 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
         metrics["timings"] = dict(mapper.timings_)
     metrics.update(extra or {})
     clusters = describe(mapped)
+    if new_clusters is not None:
+        clusters = _mark_new(clusters, new_clusters)
     real = clusters[clusters["cluster"] >= 0]
     colors = dict(zip(real.sort_values("size", ascending=False, kind="stable")["cluster"].tolist(),
                       cluster_colors(len(real))))
@@ -114,6 +120,13 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
                   "library_versions": library_versions("umap-learn", "hdbscan", "faiss-cpu", "scikit-learn")}
         write_manifest(tmp, MAP_FORMAT, MAP_FORMAT_VERSION, fields, files=files)
     return {"metrics": metrics, "clusters": clusters, "output": str(target)}
+
+
+def _mark_new(clusters, new_clusters):
+    new = clusters["cluster"].isin([int(c) for c in new_clusters])
+    clusters = clusters.assign(new=new.to_numpy())
+    clusters.loc[new, "label"] = "new: " + clusters.loc[new, "label"].astype(str)
+    return clusters
 
 
 def _write_parquet(frame, path) -> None:
