@@ -72,7 +72,7 @@ from embedspace.evaluation import (
     evaluate_sts,
     evaluate_word_similarity,
 )
-from embedspace.mapping import add_to_map, describe, map_collection, write_map
+from embedspace.mapping import add_to_map, describe, map_collection, topic_tree, write_map
 from embedspace.relations import TermSpace, load_vocabulary, read_word_vectors
 from embedspace.search import Index, build_index, load_index
 from embedspace.sources import read
@@ -109,6 +109,7 @@ __all__ = [
     "add_to_map",
     "build_index",
     "describe",
+    "topic_tree",
     "drop_duplicates",
     "embed",
     "embed_to_disk",

@@ -25,7 +25,7 @@ from embedspace.errors import EmbedspaceError
 
 __all__ = ["main", "build_parser"]
 
-_COMMANDS = ("embed", "info", "index", "search", "map", "outliers", "duplicates", "compare", "relate", "evaluate", "vae",
+_COMMANDS = ("embed", "info", "index", "search", "map", "topics", "outliers", "duplicates", "compare", "relate", "evaluate", "vae",
              "cache", "demo")
 
 

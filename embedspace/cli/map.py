@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from embedspace._fs import check_output_path
+from embedspace.analysis import add_map_columns, drop_duplicates
 from embedspace.cli import map_add
 from embedspace.cli._common import (
     UsageError,
@@ -22,7 +23,9 @@ from embedspace.encoding import BACKENDS
 from embedspace.evaluation import evaluate_clustering
 from embedspace.mapping import (
     MAP_FORMAT,
+    MAX_LEVELS,
     MIN_SAMPLE,
+    CollectionMapper,
     clustering_stability,
     collection_name,
     make_mapper,
@@ -89,6 +92,12 @@ def register(subparsers) -> None:
     parser.add_argument("--min-cluster-size", type=positive_int, default=None, metavar="N",
                         help="smallest cluster (default: chosen automatically from the data)")
     parser.add_argument("--assign-outliers", action="store_true", help="attach outliers to their nearest cluster")
+    parser.add_argument("--dedupe", action="store_true",
+                        help="map one document per group of exact and near duplicates (the default rule of "
+                             "'embedspace duplicates'); documents.parquet gets source_row, the row in INPUT")
+    parser.add_argument("--levels", type=_levels, default="auto", metavar="auto|N",
+                        help="levels of the topic tree (cluster_l0 = the clusters, then finer ones nested inside; "
+                             f"default auto: chosen from the data; N from 1 to {MAX_LEVELS}); see 'embedspace topics DIR'")
     parser.add_argument("--stability", type=_at_least_two, default=None, metavar="N",
                         help="also cluster with N seeds and report the mean pairwise ARI between them")
     parser.add_argument("--title", default=None,
@@ -120,6 +129,19 @@ def register_eval(verbs) -> None:
     parser.add_argument("--label-col", required=True, metavar="L", help="column of reference labels")
 
 
+def _levels(text: str):
+    """``--levels``: "auto" or a whole number from 1 to MAX_LEVELS."""
+    if text == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number, got '{text}'") from None
+    if not 1 <= value <= MAX_LEVELS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_LEVELS}, got {text}")
+    return value
+
+
 def run(args) -> int:
     if args.input == "add":
         return map_add.run_add(args, args.more)
@@ -131,10 +153,16 @@ def run(args) -> int:
     check_output_path(args.output, overwrite=args.overwrite, inputs=[args.input], kind=MAP_FORMAT)
     space = space_to_map(args.input, text_col=args.text_col, label_col=args.label_col, model=args.model,
                          backend=args.backend, max_tokens=args.max_tokens, progress=progress)
+    n_dropped = None
+    if args.dedupe:
+        kept = drop_duplicates(space, progress=progress)
+        n_dropped, space = len(space) - len(kept), kept
     mapper = make_mapper(space, sample_size=args.sample_size, engine=args.engine, address=args.ray_address,
                          workers=args.ray_workers,
                          min_cluster_size=args.min_cluster_size or "auto", n_clusters=args.k,
                          assign_outliers=args.assign_outliers, random_state=args.seed, progress=progress)
+    if isinstance(mapper, CollectionMapper):
+        mapper.levels = args.levels
     mapper.fit(space)
     extra = {}
     sampled = getattr(mapper, "sample_rows_", None)
@@ -149,7 +177,8 @@ def run(args) -> int:
         )
         if stability_space is not space:
             extra["stability"]["sample_rows"] = len(stability_space)
-    result = write_map(mapper.space_, args.output, label_col=args.label_col, overwrite=args.overwrite, mapper=mapper,
+    mapped = add_map_columns(mapper.space_, progress=progress)  # outlier_score, glosh, duplicate_group
+    result = write_map(mapped, args.output, label_col=args.label_col, overwrite=args.overwrite, mapper=mapper,
                        title=args.title or collection_name(args.input), extra=extra, command=args.command_line)
     metrics, clusters = result["metrics"], result["clusters"]
     if args.json:
@@ -157,6 +186,10 @@ def run(args) -> int:
                                                  "homogeneity", "completeness", "silhouette", "dbcv", "min_cluster_size",
                                                  "method") if key in metrics}
         summary["output"] = result["output"]
+        if n_dropped is not None:
+            summary["n_dropped"] = n_dropped
+        summary["levels"] = [{k: level[k] for k in ("level", "n_clusters", "noise_fraction", "nmi", "npmi") if k in level}
+                             for level in metrics.get("levels", [])]
         if "stability" in metrics:
             summary["stability"] = metrics["stability"]
         summary["clusters"] = [
@@ -173,8 +206,14 @@ def run(args) -> int:
         print(f"stability: mean pairwise ARI {s['mean_ari']:.3f} over seeds {s['seeds'][0]}..{s['seeds'][-1]} "
               f"(min {s['min_ari']:.3f}; clusters per run {s['n_clusters']})")
     out = result["output"]
+    if n_dropped is not None:
+        print(f"--dedupe: {n_dropped} duplicates dropped before mapping")
+    levels = metrics.get("levels", [])
+    if len(levels) > 1:
+        print(f"topic tree: {len(levels)} levels of {', '.join(str(level['n_clusters']) for level in levels)} clusters "
+              f"(embedspace topics {out})")
     print(f"\nwrote {out}/: map.png (static map), map.html (open in a browser, works offline), report.html, clusters.csv, "
-          "documents.parquet, metrics.json")
+          "topics.csv, documents.parquet, metrics.json")
     return 0
 
 

@@ -33,6 +33,8 @@ from embedspace.mapping.pipeline import (
 )
 from embedspace.mapping.reduction import reduce
 from embedspace.mapping.sampled import MIN_SAMPLE, SAMPLE_SIZE, SampledMapper
+from embedspace.mapping.topics import npmi_coherence, read_topics, topic_tree, tree_lines
+from embedspace.mapping.tree import MAX_LEVELS, build_levels
 
 __all__ = [
     "Clusterer",
@@ -40,6 +42,7 @@ __all__ = [
     "KNNGraph",
     "MAP_FORMAT",
     "MAP_FORMAT_VERSION",
+    "MAX_LEVELS",
     "MIN_DOCUMENTS",
     "MIN_SAMPLE",
     "MapGrowth",
@@ -47,6 +50,7 @@ __all__ = [
     "SampledMapper",
     "add_to_map",
     "assign_outliers",
+    "build_levels",
     "class_tfidf_keywords",
     "cluster",
     "clustering_scores",
@@ -56,10 +60,14 @@ __all__ = [
     "knn_graph",
     "make_mapper",
     "map_collection",
+    "npmi_coherence",
     "read_map",
+    "read_topics",
     "reduce",
     "run_demo",
     "space_to_map",
+    "topic_tree",
+    "tree_lines",
     "write_map",
     "write_grown_map",
 ]

@@ -24,7 +24,7 @@ import numpy as np
 
 from embedspace.errors import InputError
 
-__all__ = ["describe", "class_tfidf_keywords", "keyword_text", "short_label", "NOISE_LABEL"]
+__all__ = ["describe", "class_tfidf_keywords", "keyword_text", "short_label", "term_counts", "NOISE_LABEL"]
 
 NOISE_LABEL = "(unclustered)"
 # Documents are cut to this many characters for keyword counting: the head of a long
@@ -149,6 +149,38 @@ def class_tfidf_keywords(texts, classes, *, n_keywords: int = 10, ngram_range=(1
     return keywords
 
 
+def term_counts(texts, *, ngram_range=(1, 2), min_df: int = 2, max_df: float = MAX_DOCUMENT_FREQUENCY):
+    """Document-by-term counts of unigrams and bigrams, counted as :func:`class_tfidf_keywords` counts them.
+
+    Parameters
+    ----------
+    texts : sequence of str of length n
+    ngram_range : tuple of int, default=(1, 2)
+    min_df : int, default=2
+        Lowered to 1 for fewer than ``10 * min_df`` texts.
+    max_df : float, default=MAX_DOCUMENT_FREQUENCY
+
+    Returns
+    -------
+    counts : scipy.sparse.csr_matrix of shape (n, terms) or None
+        None when no term survives.
+    terms : list of str
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+
+    texts = [keyword_text(t) for t in texts]
+    words = sorted(ENGLISH_STOP_WORDS | NEWS_STOP_WORDS)
+    for df in dict.fromkeys((min_df if len(texts) >= 10 * min_df else 1, 1)):
+        vectorizer = CountVectorizer(ngram_range=ngram_range, min_df=df, max_df=max_df if len(texts) >= 50 else 1.0,
+                                     stop_words=words, token_pattern=_TOKEN_PATTERN, lowercase=True)
+        try:
+            counts = vectorizer.fit_transform(texts)
+        except ValueError:  # nothing survived min_df / stop words
+            continue
+        return counts.tocsr(), [str(t) for t in vectorizer.get_feature_names_out()]
+    return None, []
+
+
 def short_label(keywords, *, n_terms: int = 3, max_chars: int = 40) -> str:
     """Join the top keywords into a short label, skipping ones that repeat words already used.
 
@@ -225,7 +257,7 @@ def _distinct_examples(members: np.ndarray, texts: list[str], n: int) -> list[in
     return chosen
 
 
-def describe(space, *, cluster_col: str = "cluster", n_keywords: int = 10, n_examples: int = 3):
+def describe(space, *, cluster_col: str = "cluster", n_keywords: int = 10, n_examples: int = 3, level: int | None = None):
     """One row per cluster: size, keywords, a short label and representative documents.
 
     Parameters
@@ -235,6 +267,10 @@ def describe(space, *, cluster_col: str = "cluster", n_keywords: int = 10, n_exa
     cluster_col : str, default="cluster"
     n_keywords : int, default=10
     n_examples : int, default=3
+    level : int, optional
+        A level of the topic tree (0 = top): describes column ``cluster_l{level}``
+        instead of ``cluster_col`` (level names that tell siblings apart come from
+        :func:`embedspace.topic_tree`).
 
     Returns
     -------
@@ -252,6 +288,13 @@ def describe(space, *, cluster_col: str = "cluster", n_keywords: int = 10, n_exa
     import pandas as pd
 
     table = space.table
+    if level is not None:
+        if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or level < 0:
+            raise InputError(f"level must be a whole number >= 0, got {level!r}")
+        cluster_col = f"cluster_l{int(level)}"
+        if cluster_col not in table.columns:
+            found = sorted(str(c) for c in table.columns if re.match(r"^cluster_l\d+$", str(c)))
+            raise InputError(f"level={level} is not in this map (levels: {', '.join(found) or 'none, an older map'})")
     if cluster_col not in table.columns:
         raise InputError(
             f"no column '{cluster_col}' to describe (columns: {', '.join(map(str, table.columns))}); "

@@ -45,6 +45,7 @@ from embedspace.errors import InputError
 from embedspace.mapping.clustering import Clusterer
 from embedspace.mapping.neighbors import knn_graph
 from embedspace.mapping.reduction import PCAReducer, UMAPReducer
+from embedspace.mapping.tree import build_levels, check_levels, level_columns
 
 __all__ = [
     "CollectionMapper",
@@ -99,6 +100,8 @@ class CollectionMapper:
     display : bool, default=True
         Compute the 2-D display layout (skipped by stability runs).
     progress : bool or None, default=None
+    levels : "auto" or int, default="auto"
+        Levels of the topic tree (:mod:`embedspace.mapping.tree`); level 0 is ``cluster``.
 
     Attributes
     ----------
@@ -109,13 +112,16 @@ class CollectionMapper:
     clusterer_ : Clusterer
     method_ : str
         ``"umap+hdbscan"``, ``"umap+kmeans"``, ``"pca+one-cluster"`` or ``"pca+kmeans"``.
+    levels_ : list of ndarray of shape (n,)
+        The topic tree's levels, top first (columns ``cluster_l0`` ...).
     timings_ : dict
         Seconds per stage.
     """
 
     def __init__(self, *, n_neighbors: int = N_NEIGHBORS, cluster_dimensions: int = CLUSTER_DIMENSIONS,
                  min_cluster_size="auto", n_clusters: int | None = None, assign_outliers: bool = False,
-                 random_state: int = 0, display: bool = True, progress: bool | None = None):
+                 random_state: int = 0, display: bool = True, progress: bool | None = None, levels="auto"):
+        self.levels = levels
         self.n_neighbors = n_neighbors
         self.cluster_dimensions = cluster_dimensions
         self.min_cluster_size = min_cluster_size
@@ -147,6 +153,7 @@ class CollectionMapper:
                 raise InputError(f"min_cluster_size must be 'auto' or a whole number >= 2, got {self.min_cluster_size!r}")
             if self.min_cluster_size > n:
                 raise InputError(f"min_cluster_size {self.min_cluster_size} is larger than the collection ({n} documents)")
+        check_levels(self.levels)
         for name in ("n_neighbors", "cluster_dimensions"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 2:
@@ -171,8 +178,22 @@ class CollectionMapper:
             cluster=self.clusterer_.labels_.astype(np.int64),
             probability=self.clusterer_.probabilities_.astype(np.float32),
             outlier_score=self.clusterer_.outlier_scores_.astype(np.float32),
+            **dict(zip(level_columns(len(self.levels_)), self.levels_)),
         )
         return self
+
+    def _fit_tree(self) -> None:
+        """The topic tree's levels from the clustering (see :mod:`embedspace.mapping.tree`)."""
+        started = time.perf_counter()
+        labels = self.clusterer_.labels_.astype(np.int64)
+        if getattr(self.clusterer_, "method_", "") == "hdbscan" or self.levels != "auto":
+            counts = [c["n_clusters"] for c in getattr(self.clusterer_, "candidates_", [])]
+            min_child = max(5, int(self.clusterer_.min_cluster_size_) // 4)
+            self.levels_ = build_levels(self.cluster_embedding_, labels, candidate_counts=counts, levels=self.levels,
+                                        min_child=min_child, random_state=self.random_state)
+        else:
+            self.levels_ = [labels]
+        self.timings_["tree"] = round(time.perf_counter() - started, 3)
 
     def _timed(self, name, bar, function, *args, **kwargs):
         started = time.perf_counter()
@@ -191,6 +212,7 @@ class CollectionMapper:
         self.clusterer_ = Clusterer(self.min_cluster_size, n_clusters=self.n_clusters,
                                     assign_outliers=self.assign_outliers, random_state=seed)
         self._timed("clusters", bar, self.clusterer_.fit, self.cluster_embedding_)
+        self._fit_tree()
         if self.display:
             display = UMAPReducer(2, n_neighbors=self.n_neighbors, min_dist=DISPLAY_MIN_DIST, n_epochs=N_EPOCHS,
                                   init=_projection_2d(self.cluster_embedding_), random_state=seed)
@@ -218,6 +240,7 @@ class CollectionMapper:
             self.clusterer_ = _OneCluster(n)
             self.timings_["clusters"] = 0.0
             self.method_ = "pca+one-cluster"
+        self.levels_ = [self.clusterer_.labels_.astype(np.int64)]
         bar.update(_steps_left(bar))
 
 

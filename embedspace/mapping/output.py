@@ -16,6 +16,7 @@ from embedspace.mapping.mapper import MAP_COLUMNS, MAP_FORMAT, MAP_FORMAT_VERSIO
 from embedspace.mapping.page import write_map_html
 from embedspace.mapping.plotting import cluster_colors, plot_map
 from embedspace.mapping.report import write_report_html
+from embedspace.mapping.topics import topic_tree, topics_table, tree_levels, tree_metrics
 from embedspace.store import TableSink, csv_safe, jsonable, library_versions, write_manifest
 
 __all__ = ["write_map"]
@@ -40,8 +41,10 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
     """Write a map directory for a mapped set, atomically.
 
     Files: ``documents.parquet`` (row, x, y, cluster, probability, outlier_score, text,
-    metadata), ``clusters.csv`` (cluster, size, share, label, keywords, example rows and
-    texts), ``map.png``, ``map.html``, ``report.html``, ``metrics.json`` and ``manifest.json`` (format
+    metadata, ``cluster_l0`` ... ``cluster_lN``), ``clusters.csv`` (cluster, size, share,
+    label, keywords, example rows and texts), ``topics.csv`` (the topic tree: level,
+    cluster, parent, size, share, label, keywords, examples;
+    :func:`embedspace.mapping.topics.topic_tree`), ``map.png``, ``map.html``, ``report.html``, ``metrics.json`` and ``manifest.json`` (format
     ``embedspace.map``).
 
     Parameters
@@ -87,6 +90,14 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
         metrics["granularity_candidates"] = mapper.clusterer_.candidates_
         metrics["timings"] = dict(mapper.timings_)
     metrics.update(extra or {})
+    if "cluster_l0" not in table.columns:  # a set mapped before the topic tree: one level
+        mapped = mapped.assign(cluster_l0=table["cluster"].to_numpy().astype(np.int64))
+        table = mapped.table
+    tree = topic_tree(mapped)
+    metrics["levels"] = tree_metrics(mapped, tree, label_col=label_col,
+                                     X=getattr(mapper, "cluster_embedding_", None) if label_col is None else None)
+    metrics["n_levels"] = len(tree_levels(table))
+    metrics["coherence_npmi"] = metrics["levels"][0]["npmi"]
     clusters = describe(mapped)
     if new_clusters is not None:
         clusters = _mark_new(clusters, new_clusters)
@@ -105,12 +116,13 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
             examples=clusters["examples"].map(lambda texts: " || ".join(" ".join(t.split())[:300] for t in texts)),
         )
         csv_safe(flat).to_csv(tmp / "clusters.csv", index=False)  # document text never runs as a formula
+        csv_safe(topics_table(tree)).to_csv(tmp / "topics.csv", index=False)
         labels = {int(r.cluster): r.label for r in clusters.itertuples() if r.cluster >= 0}
         plot_map(table["x"], table["y"], table["cluster"], labels, tmp / "map.png", title=title)
         caption = f"{len(table):,} documents, {metrics['n_clusters']} clusters"
         write_map_html(documents, clusters, tmp / "map.html", title=title, caption=caption, colors=colors)
         atomic_write_json(tmp / "metrics.json", jsonable(metrics))
-        files = ["documents.parquet", "clusters.csv", "map.png", "map.html", "metrics.json"]
+        files = ["documents.parquet", "clusters.csv", "topics.csv", "map.png", "map.html", "metrics.json"]
         write_report_html(tmp / "report.html", title=title, metrics=jsonable(metrics), clusters=clusters,
                           model=mapped.model.to_dict() if mapped.model else None, map_png_path=tmp / "map.png",
                           files=files, command=command)

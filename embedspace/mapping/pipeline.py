@@ -19,6 +19,7 @@ from embedspace.encoding import load_or_embed
 from embedspace.errors import InputError
 from embedspace.mapping.mapper import CLUSTER_DIMENSIONS, MAP_COLUMNS, MIN_DOCUMENTS, N_NEIGHBORS, CollectionMapper
 from embedspace.mapping.sampled import SAMPLE_SIZE, SampledMapper
+from embedspace.mapping.tree import check_levels
 
 __all__ = ["clustering_stability", "collection_name", "make_mapper", "map_collection", "space_to_map"]
 
@@ -96,7 +97,8 @@ def _refuse_our_column_names(space, source) -> None:
 def map_collection(space, *, seed: int = 0, min_cluster_size="auto", k: int | None = None,
                    assign_outliers: bool = False, n_neighbors: int = N_NEIGHBORS,
                    cluster_dimensions: int = CLUSTER_DIMENSIONS, progress: bool | None = None,
-                   sample_size: int | None = None, engine: str = "local", address: str | None = None):
+                   sample_size: int | None = None, engine: str = "local", address: str | None = None,
+                   levels="auto"):
     """Lay out and cluster a collection.
 
     Collections larger than ``sample_size`` (and any with ``engine="ray"``) are mapped by
@@ -124,12 +126,16 @@ def map_collection(space, *, seed: int = 0, min_cluster_size="auto", k: int | No
         Where the placement batches of a sampled map run.
     address : str, optional
         Ray cluster to join with ``engine="ray"`` (default: start a local one).
+    levels : "auto" or int, default="auto"
+        Levels of the topic tree (:mod:`embedspace.mapping.tree`): ``"auto"`` chooses
+        the count from the data, an int forces it (a sampled map has one level).
 
     Returns
     -------
     EmbeddingSet
         ``space`` with columns ``x``, ``y`` (float32), ``cluster`` (int64, -1 = outlier,
-        0 = largest), ``probability`` and ``outlier_score`` (float32 in [0, 1]).
+        0 = largest), ``probability`` and ``outlier_score`` (float32 in [0, 1]), and
+        ``cluster_l0`` (= ``cluster``, the top) to ``cluster_lN`` (the finest level).
 
     Examples
     --------
@@ -140,7 +146,13 @@ def map_collection(space, *, seed: int = 0, min_cluster_size="auto", k: int | No
     mapper = make_mapper(space, sample_size=sample_size, engine=engine, address=address, n_neighbors=n_neighbors,
                          cluster_dimensions=cluster_dimensions, min_cluster_size=min_cluster_size, n_clusters=k,
                          assign_outliers=assign_outliers, random_state=seed, progress=progress)
-    return mapper.fit(space).space_
+    check_levels(levels)
+    if isinstance(mapper, CollectionMapper):
+        mapper.levels = levels
+    mapped = mapper.fit(space).space_
+    if "cluster_l0" not in mapped.table.columns:
+        mapped = mapped.assign(cluster_l0=mapped.table["cluster"].to_numpy().astype(np.int64))
+    return mapped
 
 
 def make_mapper(space, *, sample_size: int | None = None, engine: str = "local", address: str | None = None,

@@ -107,7 +107,8 @@ def test_map_directory_has_every_file_and_a_verified_manifest(map_dir, small_spa
 
     out, result = map_dir
     manifest = read_manifest(out, "embedspace.map", 1)
-    assert set(manifest["files"]) == {"documents.parquet", "clusters.csv", "map.png", "map.html", "report.html", "metrics.json"}
+    assert set(manifest["files"]) == {"documents.parquet", "clusters.csv", "topics.csv", "map.png", "map.html",
+                                      "report.html", "metrics.json"}
     documents = pd.read_parquet(out / "documents.parquet")
     assert list(documents.columns[:7]) == ["row", "x", "y", "cluster", "probability", "outlier_score", "text"]
     assert "label" in documents.columns and len(documents) == len(small_space)

@@ -1,0 +1,359 @@
+"""Read and name a topic tree: :func:`topic_tree` (``es.topic_tree``), :func:`npmi_coherence`.
+
+Names at every level
+--------------------
+* Level 0 is named exactly as ``describe`` names the map's clusters (class-based TF-IDF
+  over the top clusters, :mod:`embedspace.mapping.labels`), so ``clusters.csv`` and the
+  tree agree.
+* A child is named by what sets it apart **from its siblings**: its term frequency times
+  ``log(1 + A_s / f_s)`` (``A_s`` the siblings' average word count, ``f_s`` the term's
+  count over the siblings) times the level-wide c-TF-IDF idf, so a word all siblings
+  share (their parent's topic) drops out while a word rare in the whole collection is
+  still preferred. Siblings never share their first keyword: in size order, each child's
+  first keyword is its best one no larger sibling has taken first.
+* Three representative documents per cluster: the distinct texts nearest the cluster's
+  mean embedding. Terms are counted on at most ``MAX_KEYWORD_DOCUMENTS`` central documents
+  per finest cluster, one vectorizer pass for the whole tree.
+
+Coherence
+---------
+:func:`npmi_coherence` is the NPMI of each cluster's top-10 keywords over the collection
+itself, documents as the co-occurrence windows, the formula of gensim's ``c_npmi``
+(``log((p_ij + eps) / (p_i p_j)) / -log(p_ij + eps)``, eps = 1e-12, the mean over keyword
+pairs, then over clusters); ``scripts/bench_map.py`` checks it against gensim's
+``CoherenceModel(coherence="c_npmi")`` with a window as long as the longest document.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from embedspace.errors import FormatError, InputError
+from embedspace.mapping.clustering import clustering_scores
+from embedspace.mapping.labels import (
+    MAX_KEYWORD_DOCUMENTS,
+    NEWS_STOP_WORDS,
+    _by_centrality,
+    _distinct_examples,
+    _distinct_keywords,
+    describe,
+    keyword_text,
+    short_label,
+    term_counts,
+)
+from embedspace.mapping.mapper import MAP_FORMAT, MAP_FORMAT_VERSION
+from embedspace.mapping.tree import level_parents
+from embedspace.store import read_manifest
+
+__all__ = ["topic_tree", "tree_levels", "tree_metrics", "topics_table", "read_topics", "tree_lines", "npmi_coherence",
+           "TREE_COLUMNS"]
+
+TREE_COLUMNS = ["level", "cluster", "parent", "size", "share", "label", "keywords", "example_rows", "examples"]
+_LEVEL = re.compile(r"^cluster_l(\d+)$")
+
+
+def tree_levels(table) -> list[str]:
+    """The level columns of a mapped table, top first (``["cluster"]`` for an old map without them)."""
+    found = sorted((int(m.group(1)), c) for c in table.columns if (m := _LEVEL.match(str(c))))
+    if not found:
+        if "cluster" not in table.columns:
+            raise InputError("the set is not mapped (no 'cluster' column); run embedspace.map(space) first")
+        return ["cluster"]
+    if [i for i, _ in found] != list(range(len(found))):
+        raise InputError(f"the level columns {', '.join(c for _, c in found)} are not cluster_l0 ... cluster_lN")
+    return [c for _, c in found]
+
+
+def _sibling_weights(counts: np.ndarray, parent_of: np.ndarray) -> np.ndarray:
+    """Class-by-term weights: tf x sibling idf x level idf (see the module notes)."""
+    totals = counts.sum(axis=1, keepdims=True)
+    tf = counts / np.maximum(totals, 1.0)
+    level_idf = np.log(1.0 + (counts.sum() / max(len(counts), 1)) / np.maximum(counts.sum(axis=0), 1.0))
+    weights = np.zeros_like(tf)
+    for p in np.unique(parent_of):
+        rows = np.flatnonzero(parent_of == p)
+        block = counts[rows]
+        sibling_idf = np.log(1.0 + (block.sum() / len(rows)) / np.maximum(block.sum(axis=0), 1.0))
+        weights[rows] = tf[rows] * sibling_idf[None, :] * level_idf[None, :]
+    return weights
+
+
+def _unique_first(keywords_by_cluster: dict, order: list[int]) -> None:
+    """Reorder keyword lists in place so that no two clusters in ``order`` share the first."""
+    taken: set[str] = set()
+    for c in order:
+        words = keywords_by_cluster[c]
+        pick = next((w for w in words if w not in taken), None)
+        if pick is not None:
+            words.remove(pick)
+            words.insert(0, pick)
+            taken.add(pick)
+
+
+def _finer_level_rows(level_index, labels, parents, texts, vectors, counts_of, n, n_keywords, n_examples):
+    ids = sorted(parents)
+    counts = np.vstack([counts_of(labels == c) for c in ids])
+    parent_of = np.array([parents[c] for c in ids])
+    weights = _sibling_weights(counts, parent_of)
+    keywords = {}
+    for row, c in enumerate(ids):
+        order = np.argsort(-weights[row], kind="stable")[: n_keywords * 3]
+        ranked = [(counts_of.terms[j], float(weights[row, j])) for j in order if weights[row, j] > 0]
+        keywords[c] = _distinct_keywords(ranked, n_keywords)
+    sizes = {c: int((labels == c).sum()) for c in ids}
+    for p in np.unique(parent_of):
+        siblings = sorted((c for c in ids if parents[c] == p), key=lambda c: (-sizes[c], c))
+        _unique_first(keywords, siblings)
+    rows = []
+    for c in ids:
+        members = _by_centrality(vectors, np.flatnonzero(labels == c))
+        examples = _distinct_examples(members, texts, n_examples)
+        rows.append({"level": level_index, "cluster": c, "parent": parents[c], "size": sizes[c], "share": sizes[c] / n,
+                     "label": short_label(keywords[c]) or f"cluster {c}", "keywords": keywords[c],
+                     "example_rows": [int(i) for i in examples], "examples": [texts[i] for i in examples]})
+    return rows
+
+
+class _Counts:
+    """Term counts of a sample of documents, summed per selection of rows."""
+
+    def __init__(self, texts, sample):
+        matrix, terms = term_counts([texts[i] for i in sample])
+        self.matrix, self.terms, self.sample = matrix, terms, sample
+
+    def __call__(self, mask: np.ndarray) -> np.ndarray:
+        if self.matrix is None:
+            return np.zeros(1)
+        rows = np.flatnonzero(mask[self.sample])
+        return np.asarray(self.matrix[rows].sum(axis=0), dtype=np.float64).ravel()
+
+
+def topic_tree(mapped, *, n_keywords: int = 10, n_examples: int = 3):
+    """The topic tree of a mapped set, one row per cluster per level.
+
+    Parameters
+    ----------
+    mapped : EmbeddingSet
+        Output of :func:`embedspace.map` (columns ``cluster_l0`` ...; a map without them
+        has one level, ``cluster``).
+    n_keywords : int, default=10
+    n_examples : int, default=3
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``level`` (0 = top), ``cluster``, ``parent`` (its cluster in the level
+        above; -1 at level 0), ``size``, ``share``, ``label``, ``keywords`` (list of
+        str), ``example_rows`` and ``examples``; level by level, largest first, the
+        outliers (cluster -1, level 0 only) last.
+
+    Examples
+    --------
+    >>> import embedspace as es  # doctest: +SKIP
+    >>> es.topic_tree(es.map(es.embed("corpus:20newsgroups"))).query("level == 1").head()  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    table = mapped.table
+    columns = tree_levels(table)
+    top = describe(mapped, cluster_col=columns[0], n_keywords=n_keywords, n_examples=n_examples)
+    top.insert(0, "level", 0)
+    top.insert(2, "parent", -1)
+    frames = [top[top["cluster"] >= 0]]
+    if len(columns) > 1:
+        levels = [table[c].to_numpy().astype(np.int64) for c in columns]
+        parents = level_parents(levels)
+        texts, n = table["text"].tolist(), len(table)
+        finest = levels[-1]
+        picked = [_by_centrality(mapped.vectors, np.flatnonzero(finest == c))[:MAX_KEYWORD_DOCUMENTS]
+                  for c in np.unique(finest[finest >= 0])]
+        counts_of = _Counts(texts, np.sort(np.concatenate(picked)))
+        for i in range(1, len(columns)):
+            rows = _finer_level_rows(i, levels[i], parents[i], texts, mapped.vectors, counts_of, n, n_keywords, n_examples)
+            frame = pd.DataFrame(rows, columns=TREE_COLUMNS)
+            frames.append(frame.sort_values(["parent", "size", "cluster"], ascending=[True, False, True], kind="stable"))
+    frames.append(top[top["cluster"] < 0])
+    return pd.concat(frames, ignore_index=True)[TREE_COLUMNS]
+
+
+def npmi_coherence(texts, keyword_lists, *, top_n: int = 10) -> dict:
+    """NPMI coherence of keyword lists over a collection, documents as windows (see the module notes).
+
+    Parameters
+    ----------
+    texts : sequence of str of length n
+    keyword_lists : sequence of list of str
+        One list per cluster (unigrams or bigrams), best first; the first ``top_n`` count.
+    top_n : int, default=10
+
+    Returns
+    -------
+    dict
+        ``{"mean": float or None, "per_cluster": [float or None, ...]}``; a list with
+        fewer than 2 keywords seen in the collection scores None.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    lists = [[str(w) for w in words[:top_n]] for words in keyword_lists]
+    vocabulary = sorted({w for words in lists for w in words})
+    if not vocabulary:
+        return {"mean": None, "per_cluster": [None] * len(lists)}
+    vectorizer = CountVectorizer(vocabulary=vocabulary, ngram_range=(1, 2), binary=True, lowercase=True,
+                                 token_pattern=r"(?u)\b[^\W\d_]\w+\b", stop_words=_stop_words())
+    present = vectorizer.transform([keyword_text(t) for t in texts]).tocsc().astype(np.float64)
+    n = max(present.shape[0], 1)
+    index = {w: j for j, w in enumerate(vocabulary)}
+    eps = 1e-12
+    scores = []
+    for words in lists:
+        cols = [index[w] for w in words]
+        block = present[:, cols]
+        p = np.asarray(block.sum(axis=0)).ravel() / n
+        joint = np.asarray((block.T @ block).todense()) / n
+        values = []
+        for a in range(len(cols)):
+            for b in range(a + 1, len(cols)):
+                if p[a] == 0 or p[b] == 0:
+                    continue
+                pmi = np.log((joint[a, b] + eps) / (p[a] * p[b]))
+                values.append(pmi / -np.log(joint[a, b] + eps))
+        scores.append(float(np.mean(values)) if values else None)
+    valid = [s for s in scores if s is not None]
+    return {"mean": float(np.mean(valid)) if valid else None, "per_cluster": scores}
+
+
+def _stop_words():
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return sorted(ENGLISH_STOP_WORDS | NEWS_STOP_WORDS)
+
+
+
+def tree_metrics(mapped, tree, *, label_col: str | None = None, X=None) -> list[dict]:
+    """Scores of every level of a topic tree: clustering scores and NPMI coherence.
+
+    Parameters
+    ----------
+    mapped : EmbeddingSet
+    tree : pandas.DataFrame
+        Output of :func:`topic_tree`.
+    label_col : str, optional
+        Reference labels: ``ari``, ``nmi``, ``v_measure`` per level.
+    X : array-like of shape (n, d), optional
+        Clustering layout: ``silhouette`` and ``dbcv`` per level when there is no
+        ``label_col``.
+
+    Returns
+    -------
+    list of dict
+        One per level: ``level``, ``column``, ``n_clusters``, ``noise_fraction``, the
+        scores, and ``npmi`` (mean NPMI of the clusters' top-10 keywords).
+    """
+    table = mapped.table
+    truth = table[label_col].to_numpy() if label_col is not None else None
+    texts = table["text"].tolist()
+    out = []
+    for i, column in enumerate(tree_levels(table)):
+        scores = clustering_scores(table[column].to_numpy(), truth, X=None if truth is not None else X)
+        rows = tree[(tree["level"] == i) & (tree["cluster"] >= 0)]
+        scores["npmi"] = npmi_coherence(texts, rows["keywords"].tolist())["mean"]
+        out.append({"level": i, "column": column, **scores})
+    return out
+
+
+def topics_table(tree):
+    """``topics.csv``'s columns: the tree with keywords joined by "; ", example rows by spaces and texts by " || "."""
+    return tree.assign(
+        keywords=tree["keywords"].map("; ".join),
+        example_rows=tree["example_rows"].map(lambda rows: " ".join(map(str, rows))),
+        examples=tree["examples"].map(lambda texts: " || ".join(" ".join(str(t).split())[:300] for t in texts)),
+    )
+
+
+def read_topics(directory):
+    """The topic tree of a map directory, from ``topics.csv`` (or ``clusters.csv`` of a map made before the tree).
+
+    Parameters
+    ----------
+    directory : path-like
+        A directory written by ``embedspace map``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`TREE_COLUMNS` (``keywords`` as lists of str, ``example_rows`` as lists of
+        int, ``examples`` as lists of str); an older map gives one level (level 0).
+
+    Raises
+    ------
+    InputError
+        No such directory.
+    FormatError
+        Not a map, or damaged.
+    """
+    from pathlib import Path
+
+    import pandas as pd
+
+    directory = Path(directory)
+    manifest = read_manifest(directory, MAP_FORMAT, MAP_FORMAT_VERSION, required=("clusters.csv",))
+    name = "topics.csv" if "topics.csv" in manifest.get("files", {}) else "clusters.csv"
+    try:
+        frame = pd.read_csv(directory / name, keep_default_na=False, dtype={"label": str, "keywords": str})
+    except (OSError, ValueError) as exc:
+        raise FormatError(f"{directory}: unreadable {name} ({exc})") from None
+    if name == "clusters.csv":
+        frame = frame.assign(level=0, parent=-1)
+    missing = [c for c in ("level", "cluster", "parent", "size", "share", "label", "keywords") if c not in frame.columns]
+    if missing:
+        raise FormatError(f"{directory}: {name} lacks the column(s) {', '.join(missing)}")
+    def split(sep):
+        return lambda cell: [t for t in str(cell).split(sep) if t.strip()] if isinstance(cell, str) else []
+
+    frame = frame.assign(
+        keywords=frame["keywords"].map(lambda cell: [t.strip() for t in split(";")(cell)]),
+        example_rows=frame.get("example_rows", pd.Series([""] * len(frame))).map(
+            lambda cell: [int(t) for t in split(" ")(cell) if t.lstrip("-").isdigit()]),
+        examples=frame.get("examples", pd.Series([""] * len(frame))).map(lambda cell: split(" || ")(cell)),
+    )
+    for column in ("level", "cluster", "parent", "size"):
+        frame[column] = frame[column].astype(np.int64)
+    return frame[TREE_COLUMNS].reset_index(drop=True)
+
+
+def tree_lines(tree, *, max_level: int | None = None, width: int = 100) -> list[str]:
+    """The tree as indented lines, each child under its parent: ``cluster  size  share  label``.
+
+    Parameters
+    ----------
+    tree : pandas.DataFrame
+        :func:`topic_tree` or :func:`read_topics`.
+    max_level : int, optional
+        Deepest level shown (default: all).
+    width : int, default=100
+
+    Returns
+    -------
+    list of str
+    """
+    rows = tree if max_level is None else tree[tree["level"] <= max_level]
+    children: dict = {}
+    for r in rows.itertuples():
+        if r.cluster >= 0 and r.level > 0:
+            children.setdefault((r.level - 1, r.parent), []).append(r)
+    lines = []
+
+    def walk(r, depth):
+        text = f"{'  ' * depth}{r.cluster:>3}  {r.size:>7,}  {r.share:6.1%}  {r.label}"
+        lines.append(text if len(text) <= width else text[: width - 1] + "…")
+        for child in sorted(children.get((r.level, r.cluster), []), key=lambda c: (-c.size, c.cluster)):
+            walk(child, depth + 1)
+
+    for r in rows[(rows["level"] == 0)].itertuples():
+        if r.cluster >= 0:
+            walk(r, 0)
+    for r in rows[(rows["level"] == 0) & (rows["cluster"] < 0)].itertuples():
+        lines.append(f" -1  {r.size:>7,}  {r.share:6.1%}  {r.label}")
+    return lines
