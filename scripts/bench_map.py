@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks of ``embedspace map``: quality on labelled sets, speed and quality against BERTopic.
 
-Three modes::
+Four modes::
 
     python scripts/bench_map.py acceptance [--ag-news PATH] [--max-tokens N]
         20 Newsgroups (test split, shipped) and AG News (test split, read from PATH):
@@ -26,6 +26,10 @@ Three modes::
         Wall seconds and CPU seconds (user + system of the whole process tree) are both
         reported: on a shared machine the CPU ratio is the steadier one.
         Needs the bench extra: pip install -e '.[bench]'.
+
+    python scripts/bench_map.py grow [--set PATH] [--groups G,...] [--speed G,...|all]
+        Growing a map (``map add``, issue 35): runs ``scripts/bench_map_grow.py`` (protocol and
+        columns in its notes) with the options given after ``grow``.
 
 Timed runs hold ``/tmp/embedspace-bench.lock`` (flock) so two timing runs never overlap.
 AG News is research-only: it is read from its path and never copied.
@@ -263,8 +267,23 @@ def main() -> None:
                      help="also time an uncached run embedding N tokens per post (the map embeds 256 by default)")
     sub.add_argument("--also-backend", action="append", default=[], metavar="B",
                      help="also time an uncached run embedding with this backend (e.g. openvino-int8)")
+    sub = modes.add_parser("grow", help="map add on 20 Newsgroups: scripts/bench_map_grow.py with the options that follow")
+    sub.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args()
-    {"acceptance": acceptance, "sweep": sweep, "bertopic": bertopic}[args.mode](args)
+    {"acceptance": acceptance, "sweep": sweep, "bertopic": bertopic, "grow": grow}[args.mode](args)
+
+
+def grow(args) -> None:
+    """Growing a map: ``scripts/bench_map_grow.py`` with the options given after ``grow``."""
+    import runpy
+
+    script = Path(__file__).resolve().parent / "bench_map_grow.py"
+    saved = sys.argv
+    sys.argv = [str(script), *args.rest]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = saved
 
 
 if __name__ == "__main__":

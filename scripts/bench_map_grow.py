@@ -134,7 +134,11 @@ def main() -> None:
     parser.add_argument("--speed", default="sci.med,comp.graphics,rec.autos",
                         help="groups whose test + added posts are also mapped from scratch (timing); 'all' for every one")
     args = parser.parse_args()
-    space = es.load(args.set)
+    if Path(args.set).exists():
+        space = es.load(args.set)
+    else:  # the shipped corpus (../shared/corpora/clustering/20newsgroups), embedded once and then cached
+        print(f"# {args.set} not found: embedding corpus:20newsgroups (cached after the first run)")
+        space = es.embed("corpus:20newsgroups", progress=False)
     labels = space.table["label"].astype(str).to_numpy()
     groups = sorted(np.unique(labels)) if args.groups == "all" else args.groups.split(",")
     speed = set(groups) if args.speed == "all" else set(args.speed.split(","))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from embedspace._fs import check_output_path
 from embedspace.cli._common import emit_json, print_table, progress_of
 from embedspace.errors import InputError
-from embedspace.mapping import MAP_FORMAT, add_to_map, write_grown_map
+from embedspace.mapping import MAP_FORMAT, add_to_map, collection_name, write_grown_map
 
 __all__ = ["DESCRIPTION", "EXAMPLES", "USAGE", "run_add"]
 
@@ -46,12 +46,12 @@ def run_add(args, words: list[str]) -> int:
     map_dir, source = words
     check_output_path(args.output, overwrite=args.overwrite, inputs=[map_dir, source], kind=MAP_FORMAT)
     growth = add_to_map(map_dir, source, text_col=args.text_col, progress=progress_of(args))
-    result = write_grown_map(growth, args.output, overwrite=args.overwrite, title=args.title,
-                             command=args.command_line)
+    title = args.title or f"{collection_name(map_dir)} + {collection_name(source, 'new documents')}"
+    result = write_grown_map(growth, args.output, overwrite=args.overwrite, title=title, command=args.command_line)
     clusters = result["clusters"]
     joined = _joined_table(growth, clusters)
     if args.json:
-        emit_json({**{k: v for k, v in growth.counts.items()}, "n": len(growth.space), "n_before": growth.n_old,
+        emit_json({**growth.counts, "n": len(growth.space), "n_before": growth.n_old,
                    "n_clusters": result["metrics"]["n_clusters"], "new_topics": growth.new_topics,
                    "output": result["output"], "joined": joined})
         return 0

@@ -101,7 +101,8 @@ def plot_map(x, y, clusters, labels: dict, path, *, title: str | None = None, ma
     clusters : array-like of int of shape (n,)
         Cluster of each point; -1 = outlier.
     labels : dict
-        ``{cluster: short label}``; clusters missing from it are drawn unlabelled.
+        ``{cluster: short label}``; clusters missing from it are drawn unlabelled; points of
+        clusters whose label starts with "new: " (new topics of a grown map) are ringed.
     path : path-like
         Output PNG.
     title : str, optional
@@ -135,6 +136,10 @@ def plot_map(x, y, clusters, labels: dict, path, *, title: str | None = None, ma
     members = ~noise
     colors = np.array([palette.get(int(c), NOISE_COLOR) for c in clusters[members]])
     ax.scatter(x[members], y[members], s=marker, c=colors, linewidths=0, alpha=0.75, zorder=2, rasterized=True)
+    fresh = np.isin(clusters, [c for c, text in labels.items() if str(text).startswith("new: ")])
+    if fresh.any():  # the new topics of a grown map (embedspace.mapping.grow): ringed in black
+        ax.scatter(x[fresh], y[fresh], s=marker * 1.8, facecolors="none", edgecolors="black", linewidths=0.6,
+                   alpha=0.8, zorder=3, rasterized=True)
     pad_x = (np.ptp(x) or 1.0) * 0.04
     pad_y = (np.ptp(y) or 1.0) * 0.04
     ax.set_xlim(x.min() - pad_x, x.max() + pad_x)
