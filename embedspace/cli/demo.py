@@ -45,6 +45,14 @@ def run(args) -> int:
     table = pd.DataFrame(result["clusters"])
     table["keywords"] = table["keywords"].map(lambda words: ", ".join(words[:6]))
     print_table(table[["cluster", "size", "label", "keywords"]], max_width=64)
+    inside = result.get("inside_largest") or {}
+    if inside.get("children"):
+        counts = ", ".join(str(level["n_clusters"]) for level in result["levels"])
+        print(f"\ntopic tree: {len(result['levels'])} levels ({counts} clusters); inside the largest cluster, "
+              f"{inside['cluster']} '{inside['label']}':")
+        parts = pd.DataFrame(inside["children"])
+        parts["keywords"] = parts["keywords"].map(lambda words: ", ".join(words[:6]))
+        print_table(parts[["cluster", "size", "label", "keywords"]], max_width=64)
     for query in result["queries"]:
         print(f"\nsearch: {query['query']}")
         for hit in query["results"]:

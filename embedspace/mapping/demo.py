@@ -85,7 +85,9 @@ def run_demo(output: str | Path = "embedspace-demo", *, space=None, k: int = 3, 
     dict
         ``output``, ``n``, ``dim``, ``backend``, ``labels``, ``index_kind``, ``map`` (the
         map's metrics), ``clusters`` (one dict per cluster: ``cluster``, ``size``,
-        ``label``, ``keywords``), ``queries`` (``[{"query", "results": [{"rank", "row",
+        ``label``, ``keywords``), ``levels`` (the topic tree's levels: ``level``,
+        ``n_clusters``), ``inside_largest`` (the largest cluster's ``cluster``, ``label``
+        and ``children`` at the next level), ``queries`` (``[{"query", "results": [{"rank", "row",
         "score", "label", "cluster", "cluster_label", "text"}]}]``) and ``files``
         (what to open).
     """
@@ -124,6 +126,15 @@ def run_demo(output: str | Path = "embedspace-demo", *, space=None, k: int = 3, 
             })
         queries.append({"query": query, "results": results})
     metrics = written["metrics"]
+    tree = written["tree"]
+    top = tree[(tree["level"] == 0) & (tree["cluster"] >= 0)].sort_values("size", ascending=False, kind="stable")
+    inside = {}
+    if len(top):
+        largest = top.iloc[0]
+        children = tree[(tree["level"] == 1) & (tree["parent"] == largest["cluster"])]
+        inside = {"cluster": int(largest["cluster"]), "label": largest["label"],
+                  "children": [{"cluster": int(r.cluster), "size": int(r.size), "label": r.label,
+                                "keywords": list(r.keywords)} for r in children.itertuples()]}
     return {
         "output": str(output),
         "n": len(space),
@@ -135,6 +146,8 @@ def run_demo(output: str | Path = "embedspace-demo", *, space=None, k: int = 3, 
                                               "min_cluster_size") if key in metrics},
         "clusters": [{"cluster": int(r.cluster), "size": int(r.size), "label": r.label, "keywords": list(r.keywords)}
                      for r in clusters.itertuples()],
+        "levels": [{"level": int(level["level"]), "n_clusters": int(level["n_clusters"])} for level in metrics["levels"]],
+        "inside_largest": inside,
         "queries": queries,
         "files": {
             "map_html": str(output / "map" / "map.html"),

@@ -70,7 +70,7 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
     Returns
     -------
     dict
-        ``{"metrics": ..., "clusters": DataFrame, "output": str}``
+        ``{"metrics": ..., "clusters": DataFrame, "tree": DataFrame (topics.csv), "output": str}``
     """
     table = mapped.table
     missing = [c for c in MAP_COLUMNS if c not in table.columns]
@@ -125,13 +125,13 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
         files = ["documents.parquet", "clusters.csv", "topics.csv", "map.png", "map.html", "metrics.json"]
         write_report_html(tmp / "report.html", title=title, metrics=jsonable(metrics), clusters=clusters,
                           model=mapped.model.to_dict() if mapped.model else None, map_png_path=tmp / "map.png",
-                          files=files, command=command)
+                          files=files, command=command, tree=tree)
         files.append("report.html")
         fields = {"n": len(table), "n_clusters": metrics["n_clusters"],
                   "model": mapped.model.to_dict() if mapped.model else None,
                   "library_versions": library_versions("umap-learn", "hdbscan", "faiss-cpu", "scikit-learn")}
         write_manifest(tmp, MAP_FORMAT, MAP_FORMAT_VERSION, fields, files=files)
-    return {"metrics": metrics, "clusters": clusters, "output": str(target)}
+    return {"metrics": metrics, "clusters": clusters, "tree": tree, "output": str(target)}
 
 
 def _mark_new(clusters, new_clusters):

@@ -48,6 +48,8 @@ _METRIC_NOTES = {
     "n_labels": "distinct reference labels",
     "method": "clustering method",
     "min_cluster_size": "HDBSCAN minimum cluster size used",
+    "n_levels": "levels of the topic tree (cluster_l0 = the clusters above, then finer ones inside them)",
+    "coherence_npmi": "mean NPMI of the clusters' top-10 keywords over the collection (-1..1, higher = words co-occur)",
 }
 
 
@@ -79,7 +81,7 @@ def _format(value) -> str:
 
 def _metric_rows(metrics: dict) -> str:
     keys = [k for k in _METRIC_NOTES if k in metrics]
-    keys += [k for k in metrics if k not in _METRIC_NOTES and k not in ("granularity_candidates",)]
+    keys += [k for k in metrics if k not in _METRIC_NOTES and k not in ("granularity_candidates", "levels")]
     rows = []
     for key in keys:
         value = metrics[key]
@@ -106,6 +108,44 @@ def _cluster_rows(clusters) -> str:
     return "\n".join(rows)
 
 
+def _tree_tables(tree, level: int = 0, parent: int = -1) -> str:
+    """The topic tree as nested tables: each cluster's row holds the table of its children."""
+    rows = tree[(tree["level"] == level) & (tree["cluster"] >= 0)]
+    if level > 0:
+        rows = rows[rows["parent"] == parent]
+    if not len(rows):
+        return ""
+    body = []
+    for row in rows.sort_values(["size", "cluster"], ascending=[False, True], kind="stable").itertuples(index=False):
+        inner = _tree_tables(tree, level + 1, int(row.cluster))
+        parts = int(((tree["level"] == level + 1) & (tree["parent"] == row.cluster)).sum())
+        children = f"<details><summary>{parts} parts</summary>{inner}</details>" if inner else ""
+        body.append(f"<tr><td class=num>{level}.{int(row.cluster)}</td><td>{_e(row.label)}"
+                    f"<div class=note>{_e(', '.join(map(str, list(row.keywords)[:6])))}</div>{children}</td>"
+                    f"<td class=num>{int(row.size):,} <span class=note>({row.share:.1%})</span></td></tr>")
+    return ("<table class=tree><thead><tr><th>level.cluster</th><th>label, keywords and the parts inside</th>"
+            "<th>size</th></tr></thead><tbody>" + "".join(body) + "</tbody></table>")
+
+
+def _level_rows(levels) -> str:
+    rows = []
+    for level in levels or []:
+        scores = " ".join(f"{key} {_format(level[key])}" for key in ("nmi", "ari", "v_measure", "silhouette", "npmi")
+                          if level.get(key) is not None)
+        rows.append(f"<tr><td class=num>{int(level['level'])}</td><td class=num>{int(level['n_clusters'])}</td>"
+                    f"<td>{_e(scores)}</td></tr>")
+    return "\n".join(rows)
+
+
+def _tree_section(tree, metrics: dict) -> str:
+    if tree is None or "level" not in tree or tree["level"].max() < 1:
+        return ""
+    return (f"<h2>Topic tree</h2><p class=note>Each cluster above, and the parts of it found at finer levels "
+            f"(topics.csv; <code>embedspace topics DIR</code>).</p>"
+            f"<table><thead><tr><th>level</th><th>clusters</th><th>scores</th></tr></thead><tbody>"
+            f"{_level_rows(metrics.get('levels'))}</tbody></table><p></p>{_tree_tables(tree)}")
+
+
 def _clip(text) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= _EXAMPLE_CHARS else flat[: _EXAMPLE_CHARS - 1] + "…"
@@ -124,6 +164,7 @@ ol.ex{margin:0;padding-left:18px;font-size:12px;color:#444}ol.ex li{margin-botto
 code,pre{font:12px ui-monospace,Menlo,Consolas,monospace;background:#f6f6f6;border-radius:3px}
 pre{padding:8px;white-space:pre-wrap;word-break:break-all}
 details{margin:8px 0}
+table.tree table.tree{margin:4px 0 4px 12px;width:calc(100% - 12px)}table.tree summary{color:#555;font-size:12px;cursor:pointer}
 """
 
 _CSP = ("default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -132,7 +173,7 @@ _CSP = ("default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-s
 
 def render_report_html(*, title: str, metrics: dict, clusters, command: str, versions: dict,
                        model: dict | None = None, map_png: bytes | None = None,
-                       created: str | None = None, files: list[str] | None = None) -> str:
+                       created: str | None = None, files: list[str] | None = None, tree=None) -> str:
     """Render the report page.
 
     Parameters
@@ -155,6 +196,9 @@ def render_report_html(*, title: str, metrics: dict, clusters, command: str, ver
         A timestamp (default: now, UTC).
     files : list of str, optional
         The map directory's files, linked by relative path.
+    tree : pandas.DataFrame, optional
+        The topic tree (:func:`embedspace.mapping.topics.topic_tree`); with more than one
+        level it is shown as nested tables.
 
     Returns
     -------
@@ -197,6 +241,7 @@ click a legend entry to hide or show a cluster. <a href="map.html">Open map.html
 <tbody>
 {_cluster_rows(clusters)}
 </tbody></table>
+{_tree_section(tree, metrics)}
 <h2>Metrics</h2>
 <table><tbody>
 {_metric_rows(metrics)}
@@ -215,7 +260,8 @@ click a legend entry to hide or show a cluster. <a href="map.html">Open map.html
 
 
 def write_report_html(path, *, title: str, metrics: dict, clusters, model: dict | None = None,
-                      map_png_path=None, command: str | None = None, files: list[str] | None = None) -> None:
+                      map_png_path=None, command: str | None = None, files: list[str] | None = None,
+                      tree=None) -> None:
     """Write ``report.html`` (see :func:`render_report_html`); the command defaults to :func:`api_invocation`."""
     png = None
     if map_png_path is not None:
@@ -223,6 +269,6 @@ def write_report_html(path, *, title: str, metrics: dict, clusters, model: dict 
             png = handle.read()
     text = render_report_html(title=title, metrics=metrics, clusters=clusters,
                               command=command or api_invocation(), versions=_versions(), model=model,
-                              map_png=png, files=files)
+                              map_png=png, files=files, tree=tree)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)

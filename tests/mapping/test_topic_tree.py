@@ -92,6 +92,8 @@ def test_outputs_hold_every_level(tree_map_dir, tree_mapper):
         assert {"nmi", "ari", "v_measure", "npmi", "n_clusters"} <= set(level)
         assert -1.0 <= level["npmi"] <= 1.0
     assert metrics["levels"][0]["nmi"] == pytest.approx(metrics["nmi"])
+    report = (out / "report.html").read_text()
+    assert "Topic tree" in report and "parts</summary>" in report  # the tree as nested tables
 
 
 def test_npmi_matches_a_direct_count():
