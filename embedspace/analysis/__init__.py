@@ -19,16 +19,20 @@ from embedspace.analysis.compare_stats import TESTS
 from embedspace.analysis.duplicates import (
     PRESETS,
     THRESHOLD,
+    describe_threshold,
     drop_duplicates,
     duplicate_groups,
     find_duplicates,
     normalize_text,
     resolve_threshold,
 )
+from embedspace.analysis.map_columns import ANALYSIS_COLUMNS, add_map_columns
 from embedspace.analysis.outliers import DEFAULT_K, DEFAULT_METHOD, METHODS, outlier_scores
 
 __all__ = [
     "ALPHA",
+    "ANALYSIS_COLUMNS",
+    "add_map_columns",
     "COMPARE_FORMAT",
     "DEFAULT_TEST",
     "GroupComparison",
@@ -46,6 +50,7 @@ __all__ = [
     "METHODS",
     "PRESETS",
     "THRESHOLD",
+    "describe_threshold",
     "drop_duplicates",
     "duplicate_groups",
     "find_duplicates",

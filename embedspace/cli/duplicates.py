@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from embedspace._fs import check_output_path
-from embedspace.analysis import PRESETS, THRESHOLD, drop_duplicates, find_duplicates, resolve_threshold
+from embedspace.analysis import (
+    PRESETS,
+    THRESHOLD,
+    describe_threshold,
+    drop_duplicates,
+    find_duplicates,
+    resolve_threshold,
+)
 from embedspace.cli._common import add_command, emit_json, positive_int, print_table, progress_of
 from embedspace.encoding import load_or_embed
 from embedspace.errors import InputError
@@ -26,15 +33,16 @@ def _threshold(text: str) -> float:
 
 
 def register(subparsers) -> None:
-    presets = ", ".join(f"{name} = {value}" for name, value in PRESETS.items())
+    presets = ", ".join(f"{name}: {describe_threshold(name)}" for name in PRESETS)
     parser = add_command(
         subparsers,
         "duplicates",
         help="find groups of exact and near duplicate documents; --drop writes a deduplicated set",
         description=(
             "Embed INPUT (or load an EmbeddingSet) and group its duplicates: exact ones (the same text after white "
-            "space and case are normalised) and near ones (cosine similarity >= --threshold, joined into groups: "
-            "A~B and B~C make one group). Each group lists its rows, most central member first, and the smallest "
+            "space and case are normalised) and near ones (by default near copies: a close neighbour whose text "
+            "holds most of the other's; with a number, cosine similarity >= --threshold), joined into groups "
+            "(A~B and B~C make one group). Each group lists its rows, most central member first, and the smallest "
             f"similarity between two of its members. --threshold takes a number in (0, 1] or a preset ({presets}; "
             "default near). --drop OUT writes the collection keeping one document per group (the central one). "
             "--json prints {\"groups\": [{\"group\", \"rows\": [...], \"min_similarity\", \"size\", \"central\", "
@@ -49,7 +57,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("input", metavar="INPUT|SET", help="file, folder, corpus:NAME, or an EmbeddingSet directory")
     parser.add_argument("--threshold", type=_threshold, default=THRESHOLD, metavar="T",
-                        help=f"cosine similarity of near duplicates, in (0, 1], or a preset (default: near = {THRESHOLD})")
+                        help=f"a preset ({', '.join(PRESETS)}) or a cosine similarity in (0, 1] (default: {THRESHOLD})")
     parser.add_argument("--drop", default=None, metavar="OUT",
                         help="write the collection with one document per group (an EmbeddingSet directory)")
     parser.add_argument("--overwrite", action="store_true", help="replace the --drop directory if it exists")
@@ -79,7 +87,7 @@ def run(args) -> int:
         return 0
     n_exact = int(groups["exact"].sum()) if len(groups) else 0
     print(f"{len(space)} documents: {len(groups)} duplicate groups ({n_exact} exact, {len(groups) - n_exact} near, "
-          f"cosine >= {args.threshold:g}); {n_dropped} documents are extra copies")
+          f"{describe_threshold(args.threshold)}); {n_dropped} documents are extra copies")
     if len(groups):
         import pandas as pd
 

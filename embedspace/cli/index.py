@@ -16,6 +16,7 @@ import sys
 import time
 
 from embedspace._fs import check_output_path
+from embedspace.analysis import drop_duplicates
 from embedspace.cli._common import (
     add_command,
     add_engine_options,
@@ -25,6 +26,7 @@ from embedspace.cli._common import (
     seed,
 )
 from embedspace.distributed import build_index_with_ray
+from embedspace.embeddingset import EmbeddingSet
 from embedspace.errors import InputError
 from embedspace.search import FORMAT, KINDS, add_to_index, build_index
 
@@ -71,6 +73,9 @@ def register(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace INDEX if it exists")
     parser.add_argument("--allow-duplicates", action="store_true",
                         help="index add: also add rows whose text (and id) are already in the index (default: skip them)")
+    parser.add_argument("--dedupe", action="store_true",
+                        help="index one document per group of exact and near duplicates (the default rule of "
+                             "'embedspace duplicates'); results carry source_row, the row in SET")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
     add_engine_options(parser, local="add rows in this process", ray="in shards on Ray")
 
@@ -84,6 +89,8 @@ def run(args) -> int:
             raise InputError("'index add' changes INDEX in place; -o/--output is only for building a new index")
         if args.engine != "local" or args.ray_address or args.ray_workers:
             raise InputError("'index add' runs in this process; --engine ray is for building an index")
+        if args.dedupe:
+            raise InputError("'index add' already skips texts the index holds; --dedupe is for building an index")
         return _add(args, words[1], words[2])
     if len(words) != 1:
         raise InputError(f"expected one EmbeddingSet to index, got {len(words)}: {' '.join(words)} (to add a set: embedspace index add INDEX SET)")
@@ -98,12 +105,22 @@ def _build(args, set_path: str) -> int:
     started = time.perf_counter()
     options = dict(kind=args.kind, memory_budget=args.memory_budget, progress=progress_of(args), random_state=args.seed,
                    lexical=not args.no_bm25)
-    if args.engine == "ray":
+    extra = None
+    if args.dedupe:
+        if args.engine == "ray":
+            raise InputError("--dedupe builds the index in this process; drop the duplicates first "
+                             "(embedspace duplicates SET --drop OUT) to build it on Ray")
+        space = EmbeddingSet.load(set_path)
+        kept = drop_duplicates(space, progress=options["progress"])
+        extra = {"n_dropped": len(space) - len(kept)}
+        index = build_index(kept, **options)
+    elif args.engine == "ray":
         index = build_index_with_ray(set_path, address=args.ray_address, workers=args.ray_workers, **options)
     else:
         index = build_index(set_path, **options)
     index.save(args.output, overwrite=args.overwrite)
-    _report(args, index, time.perf_counter() - started, "wrote")
+    dropped = f" ({extra['n_dropped']} duplicates dropped)" if extra else ""
+    _report(args, index, time.perf_counter() - started, "wrote", extra=extra, note=dropped)
     return 0
 
 
@@ -116,7 +133,7 @@ def _add(args, index_path: str, set_path: str) -> int:
     return 0
 
 
-def _report(args, index, seconds: float, verb: str, extra: dict | None = None) -> None:
+def _report(args, index, seconds: float, verb: str, extra: dict | None = None, note: str = "") -> None:
     summary = {
         "path": str(index.path), "kind": index.kind, "n": index.n, "d": index.d, "params": index.params,
         "bm25": index.has_bm25, "seconds": round(seconds, 3), **(extra or {}),
@@ -127,4 +144,4 @@ def _report(args, index, seconds: float, verb: str, extra: dict | None = None) -
         tuned = index.params.get("tuned_recall")
         effort = {k: v for k, v in index.params.items() if k in ("efSearch", "nprobe", "rerank")}
         detail = f", {', '.join(f'{k} {v}' for k, v in effort.items())} (recall@10 {tuned:.3f} on own vectors)" if tuned else ""
-        print(f"{verb} {index.path}: {index.kind} index of {index.n} vectors{detail}, {seconds:.1f} s", file=sys.stderr)
+        print(f"{verb} {index.path}: {index.kind} index of {index.n} vectors{note}{detail}, {seconds:.1f} s", file=sys.stderr)
