@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 import embedspace as es
-from embedspace.mapping import write_grown_map, write_map
+from embedspace.mapping import CollectionMapper, write_grown_map, write_map
 
 try:
     from _bench_machine import cpu_name
@@ -87,10 +87,12 @@ def one_group(space, group: str, *, speed: bool, via_directory: bool) -> dict:
     new = np.concatenate([np.flatnonzero((split == "train") & (labels == group)),
                           np.sort(rng.choice(others, ADDED_OTHERS, replace=False))])
     started = time.perf_counter()
-    mapped = es.map(space.select(old), seed=0, progress=False)
+    mapper = CollectionMapper(random_state=0, progress=False).fit(space.select(old))
+    mapped = mapper.space_
     map_s = time.perf_counter() - started
+    size = int(mapper.clusterer_.min_cluster_size_)  # what metrics.json of its map directory holds
     started = time.perf_counter()
-    growth = es.add_to_map(mapped, space.select(new), progress=False)
+    growth = es.add_to_map(mapped, space.select(new), min_cluster_size=size, progress=False)
     add_s = time.perf_counter() - started
     n_old = growth.n_old
     grown = growth.space.table
@@ -106,7 +108,7 @@ def one_group(space, group: str, *, speed: bool, via_directory: bool) -> dict:
     precision = float(is_g[in_topics].mean()) if in_topics.any() else 0.0
     recall = float((is_g & in_topics).sum() / max(is_g.sum(), 1))
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    row = {"group": group, "n_old": n_old, "n_new": len(new), "n_g": int(is_g.sum()), "old_same": same,
+    row = {"group": group, "min_cluster_size": size, "n_old": n_old, "n_new": len(new), "n_g": int(is_g.sum()), "old_same": same,
            "own_old": own_rate(old_clusters, labels[old], major),
            "own_new": own_rate(new_clusters[known], new_labels[known], major),
            "new_topics": len(growth.new_topics), "precision": precision, "recall": recall, "f1": f1,
@@ -118,7 +120,7 @@ def one_group(space, group: str, *, speed: bool, via_directory: bool) -> dict:
         row["scratch_s"] = time.perf_counter() - started
     if via_directory:
         with tempfile.TemporaryDirectory() as tmp:
-            write_map(mapped, Path(tmp) / "old", label_col="label")
+            write_map(mapped, Path(tmp) / "old", label_col="label", mapper=mapper)
             started = time.perf_counter()
             again = es.add_to_map(Path(tmp) / "old", space.select(new), progress=False)
             row["add_dir_s"] = time.perf_counter() - started
@@ -160,6 +162,7 @@ def main() -> None:
               f"{row['own_new'] - row['own_old']:+.3f} | {row['new_topics']} | {row['precision']:.2f} | {row['recall']:.2f} | "
               f"{row['f1']:.2f} | {row['add_s']:.1f} | {f'{scratch:.1f}' if scratch else '-'} | "
               f"{ratio} |", flush=True)
+        print(f"  (min_cluster_size {row['min_cluster_size']}, novelty candidates {row['candidates']})", flush=True)
         if "add_dir_s" in row:
             print(f"  (from the map directory, texts re-embedded from the cache: {row['add_dir_s']:.1f} s; "
                   f"same clusters as in memory: {row['dir_same']})", flush=True)

@@ -222,7 +222,8 @@ def _as_new_space(space, model: ModelIdentity, text_col: str, progress):
     return new
 
 
-def add_to_map(mapped, space, *, text_col: str = "text", progress: bool | None = None) -> MapGrowth:
+def add_to_map(mapped, space, *, text_col: str = "text", min_cluster_size: int | None = None,
+               progress: bool | None = None) -> MapGrowth:
     """Place new documents into a map without moving the old ones; find the topics that are new.
 
     See the module notes for the rules (``scripts/bench_map_grow.py`` measured them).
@@ -235,6 +236,10 @@ def add_to_map(mapped, space, *, text_col: str = "text", progress: bool | None =
         The new documents: an EmbeddingSet of the map's model, or text embedded with it.
     text_col : str, default="text"
         Text column when ``space`` is a file or DataFrame.
+    min_cluster_size : int, optional
+        Smallest new topic. Default: the map's own (``metrics.json`` of a map directory);
+        for a mapped set in memory, which does not carry it, ``round(sqrt(n) / 2)`` of its
+        ``n`` rows (the low end of the map's automatic grid, ``0.25..4 * sqrt(n)``).
     progress : bool or None
 
     Returns
@@ -268,6 +273,11 @@ def add_to_map(mapped, space, *, text_col: str = "text", progress: bool | None =
     if len(keep) == 0:
         raise InputError(f"all {len(new)} new documents are already in the map (same text); nothing to add")
     new = new.select(keep)
+    if min_cluster_size is not None:
+        if isinstance(min_cluster_size, bool) or not isinstance(min_cluster_size, (int, np.integer)) \
+                or min_cluster_size < 2:
+            raise InputError(f"min_cluster_size must be a whole number >= 2, got {min_cluster_size!r}")
+        metrics = {**metrics, "min_cluster_size": int(min_cluster_size)}
     params = _params(metrics, len(old))
     placed = _place(old, new, params)
     return _grow(old, new, placed, params, metrics, skipped)
@@ -277,7 +287,7 @@ def _params(metrics: dict, n_old: int) -> dict:
     given = metrics.get("params") or {}
     size = metrics.get("min_cluster_size") or given.get("min_cluster_size")
     if not isinstance(size, int) or size < 2:
-        size = max(5, n_old // 200)
+        size = max(5, round(np.sqrt(n_old) / 2))
     k = given.get("n_neighbors") if isinstance(given.get("n_neighbors"), int) else N_NEIGHBORS
     seed = given.get("seed") if isinstance(given.get("seed"), int) else 0
     return {"n_neighbors": max(2, k), "min_cluster_size": int(size), "seed": seed, "far_quantile": FAR_QUANTILE}
@@ -437,7 +447,7 @@ def _grow(old, new, placed, params, metrics, skipped) -> MapGrowth:
                "probability": probability, "outlier_score": placed["outlier_score"]}
     new_topics = sorted({int(c) for c in topic if c >= 0})
     for name in [c for c in table.columns if _LEVEL.match(str(c))]:
-        columns[name] = _level_values(table[name].to_numpy(), old_clusters, cluster, new_topics)
+        columns[name] = _level_values(table[name].to_numpy(), old_clusters, cluster, new_topics, placed)
     added = new.table.copy()
     for name, values in columns.items():
         added[name] = np.asarray(values).astype(table[name].dtype)
@@ -482,14 +492,29 @@ def _align(table, added):
     return table, added
 
 
-def _level_values(level: np.ndarray, old_clusters: np.ndarray, cluster: np.ndarray, new_topics: list) -> np.ndarray:
-    """A topic-tree column for new rows: the value most old rows of the same cluster have; new ids for new topics."""
+def _level_values(level: np.ndarray, old_clusters: np.ndarray, cluster: np.ndarray, new_topics: list,
+                  placed: dict) -> np.ndarray:
+    """A topic-tree column (``cluster_l*``) for the new rows.
+
+    A row that joined cluster ``c`` takes the level's value its nearest mapped neighbours
+    in ``c`` vote for (so a finer level nests inside ``c``), or the value most old rows of
+    ``c`` have when none of its neighbours is in ``c``; a new topic gets a new id at every
+    level; an outlier gets -1.
+    """
     out = np.full(len(cluster), -1, dtype=np.int64)
+    nearest, weights = placed["nearest"], placed["weights"]
     for c in np.unique(cluster[cluster >= 0]):
         members = level[old_clusters == c]
-        if len(members):
-            values, counts = np.unique(members, return_counts=True)
-            out[cluster == c] = values[counts.argmax()]
+        if not len(members):
+            continue
+        values, counts = np.unique(members, return_counts=True)
+        rows = np.flatnonzero(cluster == c)
+        out[rows] = values[counts.argmax()]
+        inside = old_clusters[nearest[rows]] == c
+        voted = inside.any(axis=1)
+        if voted.any():
+            w = np.where(inside, weights[rows] + 1e-6, 0.0)[voted]  # neighbours outside c count 1e-9 (_vote's floor)
+            out[rows[voted]], _ = _vote(level, nearest[rows][voted], w)
     start = int(np.max(level)) + 1 if len(level) else 0
     for j, c in enumerate(new_topics):
         out[cluster == c] = start + j

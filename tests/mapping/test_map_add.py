@@ -179,3 +179,25 @@ def test_bad_input_is_one_error_line_and_damages_nothing(maps, posts, encoder, c
     status, stdout, err = cli("map", "add", root / "old-map", tmp_path / "one.csv", "-o", out, "--k", "3")
     assert_one_error_line(status, stdout, err, "--k")
     assert snapshot(root / "old-map") == before
+
+
+def test_topic_tree_columns_of_new_rows_nest_inside_their_cluster(maps, posts, encoder):
+    import embedspace as es
+
+    root, growth, mapped = maps
+    size = json.loads((root / "old-map" / "metrics.json").read_text())["min_cluster_size"]
+    table = mapped.table
+    finer = table["cluster"].to_numpy() * 2 + (table["x"] > table["x"].median()).to_numpy()
+    tree = mapped.assign(cluster_l0=table["cluster"].to_numpy(), cluster_l1=np.where(table["cluster"] < 0, -1, finer))
+    grown = es.add_to_map(tree, es.embed(posts[1], encoder=encoder, progress=False), min_cluster_size=size,
+                          progress=False)
+    new = grown.space.table.iloc[grown.n_old:]
+    pairs = set(zip(tree.table["cluster"], tree.table["cluster_l1"]))
+    for row in new.itertuples():
+        if row.cluster in grown.new_topics:
+            assert row.cluster_l0 > table["cluster"].max() and row.cluster_l1 > finer.max()
+        elif row.cluster >= 0:
+            assert row.cluster_l0 == row.cluster and (row.cluster, row.cluster_l1) in pairs
+        else:
+            assert row.cluster_l0 == -1 and row.cluster_l1 == -1
+    assert grown.counts == growth.counts, "in memory with the map's min_cluster_size = from its directory"
