@@ -64,8 +64,9 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
         The command line that made the map, shown in ``report.html`` (default: how this
         Python process was started).
     new_clusters : sequence of int, optional
-        Clusters a grown map found new (``embedspace.mapping.grow``): ``clusters.csv`` gets
-        a ``new`` column and their labels start with "new: " in map.png and map.html.
+        Clusters a grown map found new (``embedspace.mapping.grow``): ``clusters.csv`` and
+        ``topics.csv`` get a ``new`` column and their labels start with "new: " in map.png
+        and map.html.
 
     Returns
     -------
@@ -94,6 +95,8 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
         mapped = mapped.assign(cluster_l0=table["cluster"].to_numpy().astype(np.int64))
         table = mapped.table
     tree = topic_tree(mapped)
+    if new_clusters is not None:
+        tree = _mark_new_in_tree(tree, table, new_clusters)
     metrics["levels"] = tree_metrics(mapped, tree, label_col=label_col,
                                      X=getattr(mapper, "cluster_embedding_", None) if label_col is None else None)
     metrics["n_levels"] = len(tree_levels(table))
@@ -139,6 +142,18 @@ def _mark_new(clusters, new_clusters):
     clusters = clusters.assign(new=new.to_numpy())
     clusters.loc[new, "label"] = "new: " + clusters.loc[new, "label"].astype(str)
     return clusters
+
+
+def _mark_new_in_tree(tree, table, new_clusters):
+    """``topics.csv``'s ``new``: the topics (any level) whose documents all lie in the new clusters."""
+    fresh = table["cluster"].isin([int(c) for c in new_clusters]).to_numpy()
+    new = np.zeros(len(tree), dtype=bool)
+    for i, (level, cluster) in enumerate(zip(tree["level"], tree["cluster"])):
+        column = f"cluster_l{int(level)}"
+        if column in table.columns and cluster >= 0:
+            members = table[column].to_numpy() == cluster
+            new[i] = bool(members.any() and fresh[members].all())
+    return tree.assign(new=new)
 
 
 def _write_parquet(frame, path) -> None:

@@ -96,6 +96,8 @@ def test_known_posts_join_their_group_and_the_missing_group_becomes_a_new_topic(
     assert sorted(flagged) == growth.new_topics
     assert table.loc[table["new"], "label"].str.startswith("new: ").all()
     assert not table.loc[~table["new"], "label"].str.startswith("new: ").any()
+    topics = pd.read_csv(root / "grown-map" / "topics.csv")
+    assert sorted(topics.loc[topics["new"] & (topics["level"] == 0), "cluster"]) == growth.new_topics
 
 
 def test_the_grown_map_page_has_the_structure_of_any_map_page(maps):
