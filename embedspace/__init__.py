@@ -72,7 +72,7 @@ from embedspace.evaluation import (
     evaluate_sts,
     evaluate_word_similarity,
 )
-from embedspace.mapping import add_to_map, describe, map_collection, topic_tree, write_map
+from embedspace.mapping import add_to_map, describe, map_collection, show, topic_tree, write_map
 from embedspace.relations import TermSpace, load_vocabulary, read_word_vectors
 from embedspace.search import Index, build_index, load_index
 from embedspace.sources import read
@@ -131,6 +131,7 @@ __all__ = [
     "compare_models",
     "read",
     "read_word_vectors",
+    "show",
     "write_map",
 ]
 

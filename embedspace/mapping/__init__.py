@@ -23,6 +23,7 @@ from embedspace.mapping.grow import MapGrowth, add_to_map, read_map, write_grown
 from embedspace.mapping.labels import class_tfidf_keywords, describe
 from embedspace.mapping.mapper import MAP_FORMAT, MAP_FORMAT_VERSION, MIN_DOCUMENTS, CollectionMapper
 from embedspace.mapping.neighbors import KNNGraph, knn_graph
+from embedspace.mapping.notebook import MapView, show
 from embedspace.mapping.output import write_map
 from embedspace.mapping.pipeline import (
     clustering_stability,
@@ -46,6 +47,7 @@ __all__ = [
     "MIN_DOCUMENTS",
     "MIN_SAMPLE",
     "MapGrowth",
+    "MapView",
     "SAMPLE_SIZE",
     "SampledMapper",
     "add_to_map",
@@ -65,6 +67,7 @@ __all__ = [
     "read_topics",
     "reduce",
     "run_demo",
+    "show",
     "space_to_map",
     "topic_tree",
     "tree_lines",

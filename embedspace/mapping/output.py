@@ -123,7 +123,7 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
         labels = {int(r.cluster): r.label for r in clusters.itertuples() if r.cluster >= 0}
         plot_map(table["x"], table["y"], table["cluster"], labels, tmp / "map.png", title=title)
         caption = f"{len(table):,} documents, {metrics['n_clusters']} clusters"
-        write_map_html(documents, clusters, tmp / "map.html", title=title, caption=caption, colors=colors)
+        write_map_html(documents, clusters, tmp / "map.html", title=title, caption=caption, colors=colors, tree=tree)
         atomic_write_json(tmp / "metrics.json", jsonable(metrics))
         files = ["documents.parquet", "clusters.csv", "topics.csv", "map.png", "map.html", "metrics.json"]
         write_report_html(tmp / "report.html", title=title, metrics=jsonable(metrics), clusters=clusters,

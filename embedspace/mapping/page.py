@@ -108,8 +108,26 @@ def _rounded(values: np.ndarray) -> list:
     return [as_number(v) if math.isfinite(v) else None for v in rounded]
 
 
+def _tree_nodes(documents, tree, x, y, finite) -> tuple[list, list | None]:
+    """Label anchors of the tree's finer levels, and each document's level-1 cluster (None without levels)."""
+    if tree is None or "level" not in tree or tree["level"].max() < 1:
+        return [], None
+    nodes = []
+    for row in tree[(tree["level"] >= 1) & (tree["cluster"] >= 0)].itertuples(index=False):
+        column = f"cluster_l{int(row.level)}"
+        if column not in documents.columns:
+            continue
+        members = (documents[column].to_numpy() == row.cluster) & finite
+        ax, ay = _anchor(np.column_stack([x[members], y[members]])) if members.any() else (0.0, 0.0)
+        nodes.append({"level": int(row.level), "id": int(row.cluster), "parent": int(row.parent),
+                      "label": str(row.label), "keywords": [str(k) for k in row.keywords][:10],
+                      "size": int(row.size), "x": float(ax), "y": float(ay)})
+    level1 = documents["cluster_l1"].to_numpy().astype(np.int64).tolist() if "cluster_l1" in documents.columns else None
+    return nodes, level1
+
+
 def page_data(documents, clusters, *, title: str = "embedspace map", colors: dict | None = None,
-              caption: str = "") -> dict:
+              caption: str = "", tree=None) -> dict:
     """The data object a map page draws.
 
     Parameters
@@ -123,12 +141,17 @@ def page_data(documents, clusters, *, title: str = "embedspace map", colors: dic
     colors : dict, optional
         ``{cluster: "#rrggbb"}``; default as in :func:`embedspace.mapping.plotting.cluster_colors`.
     caption : str, default=""
+    tree : pandas.DataFrame, optional
+        The topic tree (:func:`embedspace.mapping.topics.topic_tree`); its finer levels
+        become ``"tree"`` label anchors (drawn as the page zooms in, and the legend's
+        branches) and ``points["l1"]`` (each document's level-1 cluster).
 
     Returns
     -------
     dict
-        ``{"title", "caption", "n", "text_limit", "points": {"x", "y", "cluster", "text"},
-        "clusters": [{"id", "label", "keywords", "size", "color", "x", "y"}]}``; ``x``
+        ``{"title", "caption", "n", "text_limit", "points": {"x", "y", "cluster", "text"[, "l1"]},
+        "clusters": [{"id", "label", "keywords", "size", "color", "x", "y"}],
+        "tree": [{"level", "id", "parent", "label", "keywords", "size", "x", "y"}]}``; ``x``
         and ``y`` have length n (``null`` where not finite), ``text`` holds each
         document's text capped at ``text_limit`` characters.
     """
@@ -155,18 +178,23 @@ def page_data(documents, clusters, *, title: str = "embedspace map", colors: dic
             "y": float(ay),
         })
     limit = text_limit(n)
+    nodes, level1 = _tree_nodes(documents, tree, x, y, finite)
+    points = {
+        "x": _rounded(x),
+        "y": _rounded(y),
+        "cluster": labels.tolist(),
+        "text": [_capped(t, limit) for t in documents["text"].tolist()],
+    }
+    if level1 is not None:
+        points["l1"] = level1
     return {
         "title": str(title),
         "caption": str(caption),
         "n": int(n),
         "text_limit": limit,
-        "points": {
-            "x": _rounded(x),
-            "y": _rounded(y),
-            "cluster": labels.tolist(),
-            "text": [_capped(t, limit) for t in documents["text"].tolist()],
-        },
+        "points": points,
         "clusters": cluster_rows,
+        "tree": nodes,
     }
 
 
@@ -199,9 +227,9 @@ def render_map_html(data: dict, *, caption: str | None = None) -> str:
 
 
 def write_map_html(documents, clusters, path, *, title: str = "embedspace map", caption: str = "",
-                   colors: dict | None = None) -> None:
+                   colors: dict | None = None, tree=None) -> None:
     """Write ``map.html`` for a mapped collection (see :func:`page_data` for the inputs)."""
-    data = page_data(documents, clusters, title=title, colors=colors, caption=caption)
+    data = page_data(documents, clusters, title=title, colors=colors, caption=caption, tree=tree)
     text = render_map_html(data)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)

@@ -61,7 +61,7 @@ def map_dir(tmp_path_factory, encoder):
     hostile = pd.DataFrame({"text": HOSTILE, "label": ["hostile"] * len(HOSTILE)})
     docs = pd.concat([docs[["text", "label"]], hostile], ignore_index=True)
     space = es.embed(docs, encoder=encoder, progress=False)
-    mapped = es.map(space, seed=0, progress=False)
+    mapped = es.map(space, seed=0, progress=False, levels=3)
     out = tmp_path_factory.mktemp("browser") / "map"
     es.write_map(mapped, out, label_col="label", title='four groups "><b>bold?</b>')
     return out, docs
@@ -259,3 +259,45 @@ def _check_label_boxes(page, at_least: int = 1) -> None:
     assert len(boxes) >= at_least, "cluster labels are drawn"
     for x0, y0, x1, y1 in boxes:
         assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h, f"label box {[x0, y0, x1, y1]} leaves the {w}x{h} canvas"
+
+
+def test_map_page_drills_down_the_topic_tree(browser, map_dir):
+    """Issue 32: zoomed out only the top level is labelled; zoomed in, finer labels join where there is room;
+    a legend branch opens, highlights its children, and a child hides its documents."""
+    out, _ = map_dir
+    page, watch = _open(browser, out / "map.html")
+    _wait(page, "document.documentElement.dataset.ready === '1'", 20_000)
+    tree = page.evaluate("JSON.parse(document.getElementById('map-data').textContent).tree")
+    assert {node["level"] for node in tree} >= {1}
+    out_levels = page.evaluate("embedspaceMap.labelLevels")
+    assert out_levels and set(out_levels) == {0}, "zoomed out: the top level's labels only"
+    largest = page.evaluate("JSON.parse(document.getElementById('map-data').textContent).clusters[0]")
+    out_owned = page.evaluate("embedspaceMap.labelOwners").count(largest["id"])
+    # zoom in 2.5 times on the largest cluster (centred on its label's anchor)
+    page.evaluate(f"embedspaceMap.zoomBy(2.5, {largest['x']}, {largest['y']})")
+    in_levels, owners = page.evaluate("embedspaceMap.labelLevels"), page.evaluate("embedspaceMap.labelOwners")
+    in_owned = owners.count(largest["id"])
+    assert out_owned == 1 and in_owned > out_owned and max(in_levels) >= 1, (out_levels, in_levels, owners)
+    _check_label_boxes(page)  # no two labels overlap and all lie inside the canvas
+    boxes = page.evaluate("embedspaceMap.labelBoxes")
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+    page.dblclick("#map", position={"x": 5, "y": 5})
+    page.wait_for_timeout(80)
+    # the first branch: its caret opens it and highlights its children (their labels show zoomed out)
+    page.locator("#legend .caret").first.click()
+    page.wait_for_timeout(80)
+    assert page.locator("#legend .kids.open .sub").count() >= 2
+    assert 1 in page.evaluate("embedspaceMap.labelLevels")
+    before = page.evaluate("embedspaceMap.drawn")
+    child = int(page.locator("#legend .kids.open .sub").first.get_attribute("data-id"))
+    size = next(node["size"] for node in tree if node["level"] == 1 and node["id"] == child)
+    page.locator("#legend .kids.open .sub").first.click()
+    page.wait_for_timeout(80)
+    assert before - page.evaluate("embedspaceMap.drawn") == size, "hiding a branch hides its documents"
+    page.locator("#legend .kids.open .sub").first.click()
+    page.wait_for_timeout(80)
+    assert page.evaluate("embedspaceMap.drawn") == before
+    assert watch.errors == [] and all(url.startswith("file://") for url in watch.requests)
+    page.close()

@@ -152,3 +152,15 @@ def test_topics_cli_reads_an_old_map(cli):
     status, text, err = cli("topics", str(REPO / "tests" / "fixtures" / "formats" / "news.map"))
     assert status == 0, err
     assert text.splitlines()[0].startswith("1 level")
+
+
+def test_show_renders_the_page_inline_and_offline(tree_mapper):
+    import embedspace as es
+
+    view = es.show(tree_mapper.space_, title="tree <b>")
+    inline = view._repr_html_()
+    assert inline.startswith("<iframe srcdoc=") and 'sandbox="allow-scripts"' in inline
+    assert 'id="map-data"' in view.html and '"tree": [' in view.html.replace('"tree":[', '"tree": [')
+    assert "src=\"http" not in view.html and "<b>" not in view.html.split("</title>")[0]
+    with pytest.raises(es.InputError, match="not mapped"):
+        es.show(es.EmbeddingSet(tree_mapper.space_.vectors[:3], tree_mapper.space_.table[["text"]].head(3)))
