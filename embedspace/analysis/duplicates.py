@@ -4,41 +4,47 @@
 
 1. **exact** groups: texts equal after white space is collapsed and case folded
    (``"Hello  World"`` and ``"hello world"``), found by hashing, whatever the vectors say;
-2. **near** groups: documents whose cosine similarity is at least ``threshold``, found by a
-   FAISS range search over one representative per exact group
-   (:meth:`embedspace.search.NeighbourSearch.pairs_above`, in blocks of rows, exact up to
-   100,000 distinct texts, an IVF index above), and joined by union-find: A~B and B~C put
-   A, B and C in one group even when A and C are further apart — ``min_similarity`` says
-   how far apart the group's members can be.
+2. **near** groups: pairs of documents that pass the ``threshold`` rule (below), found over
+   one representative per exact group with FAISS (:class:`embedspace.search.NeighbourSearch`,
+   in blocks of rows, exact up to 100,000 distinct texts, an IVF index above), and joined
+   by union-find: A~B and B~C put A, B and C in one group even when A and C are further
+   apart — ``min_similarity`` says how far apart the group's members can be.
 
 Each group names its most central member (the highest cosine to the group's mean vector),
 the one :func:`drop_duplicates` keeps.
 
 Rules (``threshold=`` accepts a preset name or a number in (0, 1]):
 
-``"near"`` (default): near copies
-    Two documents are near copies when one is among the other's :data:`NEAR_K` nearest
-    neighbours with cosine >= :data:`NEAR_COSINE`, the shorter holds at least
-    :data:`NEAR_CONTAINMENT` of its character 5-grams inside the longer
-    (:mod:`embedspace.analysis.shingles`: words only, case folded, quote markers and
-    "... writes:" lines ignored), and it is at least :data:`NEAR_RATIO` of the longer's
-    length. The embedding finds the candidates fast; the text decides. A post embedded
-    from its first 256 tokens misses a copy whose start differs (a quoted reply, moved
-    sentences, a first half) by cosine alone. Chosen by ``scripts/bench_outliers.py``
-    (duplicates table: 2,000 20 Newsgroups posts and seven copies of each, rule chosen on
-    seed 0, checked on seed 1): pair precision 0.97-0.98 and recall 0.98 where cosine alone
-    reaches both 0.95 at no threshold (0.85: 0.982 and 0.754), MinHash 0.978 and 0.544.
+``"near"`` (default): near copies, the embedding proposes and the text decides
+    A pair is a candidate when one is among the other's :data:`NEAR_K` nearest neighbours
+    with cosine >= :data:`NEAR_COSINE`; it is a near copy when the shorter text holds at
+    least :data:`NEAR_CONTAINMENT` of its character 5-grams inside the longer
+    (:mod:`embedspace.analysis.shingles`: words only, case folded, so quote markers and
+    white space do not count; "... writes:" lines ignored) and is at least
+    :data:`NEAR_RATIO` of its length. Texts under :data:`NEAR_MIN_GRAMS` 5-grams must match
+    as a whole (shared over all 5-grams of both), not merely be inside the other. Cosine
+    alone cannot tell a copy from a post on the same subject: an embedding of the first
+    256 tokens misses a copy whose start differs (a quoted reply, moved sentences, a first
+    half), and short texts on one subject ("A man is playing a guitar." / "... the
+    cello.") score above 0.85. Measured by ``scripts/bench_outliers.py`` (duplicates
+    table: 2,000 20 Newsgroups posts and seven kinds of copies of each; rule chosen on
+    seed 0 among 5/10/20 neighbours, cosine 0.5/0.6/0.7, containment 0.5-0.8, checked on
+    seed 1): pair precision 0.990 and recall 0.981 (seed 0), where no cosine threshold
+    reaches 0.95 in both (0.85: 0.999 and 0.754) and MinHash gets 0.986 and 0.544. On
+    1,000 STS-B sentences it groups 16 (mostly "A man" / "The man" variants) where cosine
+    0.85 groups 150.
 a number T in (0, 1]: cosine only
     Cosine similarity >= T over every pair (FAISS range search). ``1.0`` finds exact
     duplicates and identical vectors only.
 ``"paraphrase"`` (0.75): cosine only
-    Also the same content said differently; more false pairs (precision 0.899 there).
+    Also the same content said differently; more false pairs (precision 0.935 there).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from embedspace.analysis._rows import file_rows
 from embedspace.analysis.shingles import overlap, shingle_sets
 from embedspace.errors import InputError
 from embedspace.search import NeighbourSearch
@@ -165,7 +171,7 @@ def duplicate_groups(space, threshold=THRESHOLD, *, progress: bool | None = None
     representative, key = _exact_keys(space.table["text"].tolist())
     parent = np.arange(len(representative), dtype=np.int64)
     if len(representative) >= 2:
-        base = space.vectors
+        base = file_rows(space.vectors)  # a memory-mapped set is read without mapping it (RSS at scale)
         reps = base if len(representative) == n else _RowView(base, representative)
         index = NeighbourSearch(reps, progress=progress)
         if value == "near":
@@ -263,11 +269,12 @@ def find_duplicates(space, threshold=THRESHOLD, *, progress: bool | None = None)
     labels = duplicate_groups(space, threshold, progress=progress)
     texts = space.table["text"]
     records = []
+    vectors = file_rows(space.vectors)
     members = np.flatnonzero(labels >= 0)
     by_group = np.split(members[np.argsort(labels[members], kind="stable")],
                         np.cumsum(np.bincount(labels[members]))[:-1]) if len(members) else []
     for group, rows in enumerate(by_group):
-        central, smallest = _centre_and_spread(space.vectors, rows)
+        central, smallest = _centre_and_spread(vectors, rows)
         ordered = [int(central)] + [int(r) for r in rows if r != central]
         same = len({normalize_text(texts.iat[r]) for r in rows}) == 1
         records.append({"group": group, "size": len(rows), "rows": ordered, "central": int(central),

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from embedspace.analysis._rows import file_rows
 from embedspace.errors import InputError, ModelMismatchError
 from embedspace.search import NeighbourSearch
 
@@ -149,8 +150,9 @@ def outlier_scores(space, reference=None, *, method: str = DEFAULT_METHOD, k: in
     own = base is None
     base = vectors if own else base
     k_eff = min(int(max(k, LOF_K) if method == "lof" else k), len(base) - 1)
-    index = NeighbourSearch(base, random_state=random_state, progress=progress)
-    base_sims, base_rows = index.search(base, k_eff, self_offset=0, progress=progress, desc="reference neighbours")
+    rows_of = file_rows(base)  # a memory-mapped set is read block by block without mapping it (RSS)
+    index = NeighbourSearch(rows_of, random_state=random_state, progress=progress)
+    base_sims, base_rows = index.search(rows_of, k_eff, self_offset=0, progress=progress, desc="reference neighbours")
     base_dist = 1.0 - base_sims.astype(np.float64)
     if own:
         dist, rows = base_dist, base_rows

@@ -302,3 +302,20 @@ def test_cli_dedupe_on_embed_index_and_map(copies, sentences, cli, tmp_path):
     assert len(documents) == len(copies) - dropped and (documents["duplicate_group"] == -1).all()
     assert {"glosh", "outlier_score", "source_row"} <= set(documents.columns)
     assert documents["outlier_score"].between(0, 1).all()
+
+
+def test_file_rows_read_a_saved_set_like_its_memory_map(copies, tmp_path, monkeypatch):
+    from embedspace.analysis import _rows
+    from embedspace.analysis._rows import FileRows, file_rows
+
+    monkeypatch.setattr(_rows, "_FEW_ROWS", 20)  # scattered rows past 20 are read in windows of 64 rows
+    monkeypatch.setattr(_rows, "_BLOCK_ROWS", 64)
+    copies.save(tmp_path / "copies.set")
+    mapped = es.load(tmp_path / "copies.set").vectors
+    rows = file_rows(mapped)
+    assert isinstance(rows, FileRows) and rows.shape == mapped.shape
+    assert file_rows(mapped[5:9]) is not None and not isinstance(file_rows(mapped[5:9]), FileRows)  # a view: as is
+    rng = np.random.default_rng(0)
+    for item in (slice(0, 7), slice(350, 400), slice(3, 90, 4), rng.integers(0, len(copies), 50),
+                 np.sort(rng.choice(len(copies), 200, replace=False)), -1):
+        np.testing.assert_array_equal(rows[item], np.asarray(mapped[item]))
