@@ -33,7 +33,7 @@ def _threshold(text: str) -> float:
 
 
 def register(subparsers) -> None:
-    presets = ", ".join(f"{name}: {describe_threshold(name)}" for name in PRESETS)
+    presets = "; ".join(f"{name} = {describe_threshold(name)}" for name in PRESETS)
     parser = add_command(
         subparsers,
         "duplicates",
