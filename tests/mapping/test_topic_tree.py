@@ -164,3 +164,16 @@ def test_show_renders_the_page_inline_and_offline(tree_mapper):
     assert "src=\"http" not in view.html and "<b>" not in view.html.split("</title>")[0]
     with pytest.raises(es.InputError, match="not mapped"):
         es.show(es.EmbeddingSet(tree_mapper.space_.vectors[:3], tree_mapper.space_.table[["text"]].head(3)))
+
+
+def test_embedding_reranked_keywords_come_from_the_candidates(tree_mapper, encoder):
+    import embedspace as es
+
+    plain = es.topic_tree(tree_mapper.space_, n_keywords=30)
+    reranked = es.topic_tree(tree_mapper.space_, keywords="embedding", encoder=encoder)
+    assert list(reranked[["level", "cluster"]].itertuples(index=False)) == list(plain[["level", "cluster"]].itertuples(index=False))
+    for words, candidates in zip(reranked["keywords"], plain["keywords"]):
+        assert len(words) <= 10 and set(words) <= set(candidates)
+    children = reranked[reranked["level"] > 0]
+    for _, siblings in children.groupby(["level", "parent"]):
+        assert siblings["keywords"].str[0].is_unique
