@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks of ``embedspace map``: quality on labelled sets, speed and quality against BERTopic.
 
-Four modes::
+Five modes::
 
     python scripts/bench_map.py acceptance [--ag-news PATH] [--max-tokens N]
         20 Newsgroups (test split, shipped) and AG News (test split, read from PATH):
@@ -26,6 +26,10 @@ Four modes::
         Wall seconds and CPU seconds (user + system of the whole process tree) are both
         reported: on a shared machine the CPU ratio is the steadier one.
         Needs the bench extra: pip install -e '.[bench]'.
+
+    python scripts/bench_map.py tree levels|overhead|bertopic|page [options]
+        The topic tree (issue 32): runs ``scripts/bench_map_tree.py`` (modes and columns in its
+        notes) with the options given after ``tree``.
 
     python scripts/bench_map.py grow [--set PATH] [--groups G,...] [--speed G,...|all]
         Growing a map (``map add``, issue 35): runs ``scripts/bench_map_grow.py`` (protocol and
@@ -267,10 +271,25 @@ def main() -> None:
                      help="also time an uncached run embedding N tokens per post (the map embeds 256 by default)")
     sub.add_argument("--also-backend", action="append", default=[], metavar="B",
                      help="also time an uncached run embedding with this backend (e.g. openvino-int8)")
+    sub = modes.add_parser("tree", help="the topic tree (issue 32): scripts/bench_map_tree.py with the options that follow")
+    sub.add_argument("rest", nargs=argparse.REMAINDER)
     sub = modes.add_parser("grow", help="map add on 20 Newsgroups: scripts/bench_map_grow.py with the options that follow")
     sub.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args()
-    {"acceptance": acceptance, "sweep": sweep, "bertopic": bertopic, "grow": grow}[args.mode](args)
+    {"acceptance": acceptance, "sweep": sweep, "bertopic": bertopic, "grow": grow, "tree": tree}[args.mode](args)
+
+
+def tree(args) -> None:
+    """The topic tree: ``scripts/bench_map_tree.py`` (levels, overhead, bertopic, page) with the options after ``tree``."""
+    import runpy
+
+    script = Path(__file__).resolve().parent / "bench_map_tree.py"
+    saved = sys.argv
+    sys.argv = [str(script), *args.rest]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = saved
 
 
 def grow(args) -> None:
