@@ -51,7 +51,8 @@ def _add_input_options(parser) -> None:
                         help="tokens of each document embedded when INPUT is text (default: the model's window, 256; "
                              "fewer is faster on long documents but maps them less well: see scripts/BENCHMARKS.md)")
     parser.add_argument("--k", type=positive_int, default=None, metavar="N",
-                        help="ask for exactly N clusters (k-means on the clustering layout; no outliers)")
+                        help="ask for exactly N clusters (k-means on the embeddings beside the 5-D layout, best of 10 "
+                             "starts; no outliers)")
     parser.add_argument("--seed", type=seed, default=0, help="random seed; the same seed gives the same map (default: 0)")
     parser.add_argument("--json", action="store_true", help="print JSON")
 
@@ -184,7 +185,7 @@ def run(args) -> int:
     if args.json:
         summary = {key: metrics[key] for key in ("n", "n_clusters", "noise_fraction", "ari", "nmi", "v_measure",
                                                  "homogeneity", "completeness", "silhouette", "dbcv", "min_cluster_size",
-                                                 "method") if key in metrics}
+                                                 "k", "method") if key in metrics}
         summary["output"] = result["output"]
         if n_dropped is not None:
             summary["n_dropped"] = n_dropped
@@ -219,8 +220,13 @@ def run(args) -> int:
 
 def _print_summary(metrics: dict, clusters) -> None:
     noise = metrics["noise_fraction"]
+    if "kmeans" in metrics:  # each method's own parameters
+        own = metrics["kmeans"]
+        how = f"k {own['k']}, best of {own['n_init']} k-means starts on the {own['features']}"
+    else:
+        how = f"min_cluster_size {metrics.get('min_cluster_size')}"
     print(f"{metrics['n']} documents -> {metrics['n_clusters']} clusters, {noise:.1%} outliers "
-          f"({metrics.get('method', 'map')}, min_cluster_size {metrics.get('min_cluster_size')})")
+          f"({metrics.get('method', 'map')}, {how})")
     shown = clusters.assign(keywords=clusters["keywords"].map(lambda k: ", ".join(k[:6])))[["cluster", "size", "label", "keywords"]]
     print_table(shown.head(40), max_width=70)
     if len(clusters) > 40:

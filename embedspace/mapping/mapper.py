@@ -11,8 +11,8 @@ Pipeline
 1. The cosine kNN graph, once, with FAISS (:mod:`embedspace.mapping.neighbors`).
 2. UMAP to ``CLUSTER_DIMENSIONS`` dimensions (``min_dist=0``) for clustering and to 2
    dimensions (``min_dist=DISPLAY_MIN_DIST``) for display, both from that graph.
-3. HDBSCAN with automatic granularity, or k-means for ``k`` clusters
-   (:mod:`embedspace.mapping.clustering`).
+3. HDBSCAN with automatic granularity, or k-means for ``k`` clusters on the embeddings
+   and that layout side by side (:mod:`embedspace.mapping.clustering`).
 
 Defaults, chosen with ``scripts/bench_map.py sweep`` (3 seeds) and 5-seed stability runs
 on 20 Newsgroups and AG News (tables in ``scripts/BENCHMARKS.md``, section bench_map.py,
@@ -93,7 +93,8 @@ class CollectionMapper:
     cluster_dimensions : int, default=CLUSTER_DIMENSIONS
     min_cluster_size : int or "auto", default="auto"
     n_clusters : int or None, default=None
-        Exactly this many clusters (k-means on the clustering layout).
+        Exactly this many clusters (k-means on the embeddings beside the clustering
+        layout; see :mod:`embedspace.mapping.clustering`).
     assign_outliers : bool, default=False
     random_state : int, default=0
         One seed for every random step; the same seed gives the same columns.
@@ -211,7 +212,7 @@ class CollectionMapper:
         self.cluster_embedding_ = self._timed("clustering layout", bar, reducer.fit_transform, vectors, knn=self.knn_)
         self.clusterer_ = Clusterer(self.min_cluster_size, n_clusters=self.n_clusters,
                                     assign_outliers=self.assign_outliers, random_state=seed)
-        self._timed("clusters", bar, self.clusterer_.fit, self.cluster_embedding_)
+        self._timed("clusters", bar, self.clusterer_.fit, self.cluster_embedding_, vectors=vectors)
         self._fit_tree()
         if self.display:
             display = UMAPReducer(2, n_neighbors=self.n_neighbors, min_dist=DISPLAY_MIN_DIST, n_epochs=N_EPOCHS,
@@ -276,5 +277,6 @@ class _OneCluster:
         self.min_cluster_size_ = n
         self.n_clusters_ = 1
         self.candidates_ = []
+        self.params_ = {}
 
 

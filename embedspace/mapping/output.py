@@ -84,10 +84,15 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
     metrics = _metrics(mapped, label_col, mapper)
     if mapper is not None:
         metrics["method"] = mapper.method_
-        metrics["min_cluster_size"] = int(mapper.clusterer_.min_cluster_size_)
         metrics["params"] = {"seed": mapper.random_state, "n_neighbors": mapper.n_neighbors,
-                             "cluster_dimensions": mapper.cluster_dimensions, "k": mapper.n_clusters,
-                             "min_cluster_size": mapper.min_cluster_size, "assign_outliers": mapper.assign_outliers}
+                             "cluster_dimensions": mapper.cluster_dimensions, "assign_outliers": mapper.assign_outliers}
+        if getattr(mapper.clusterer_, "method_", None) == "kmeans":  # k-means' own parameters only
+            metrics["k"] = int(mapper.clusterer_.params_["k"])
+            metrics["kmeans"] = dict(mapper.clusterer_.params_)
+            metrics["params"]["k"] = mapper.n_clusters
+        else:
+            metrics["min_cluster_size"] = int(mapper.clusterer_.min_cluster_size_)
+            metrics["params"]["min_cluster_size"] = mapper.min_cluster_size
         metrics["granularity_candidates"] = mapper.clusterer_.candidates_
         metrics["timings"] = dict(mapper.timings_)
     metrics.update(extra or {})
