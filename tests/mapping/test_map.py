@@ -158,6 +158,7 @@ for f in (umap.umap_.smooth_knn_dist, umap.umap_.compute_membership_strengths,
           umap.layouts._nb_optimize_layout_euclidean_single_epoch):
     hits += sum(f.stats.cache_hits.values()); misses += sum(f.stats.cache_misses.values())
 print(json.dumps({"cluster": mapped.table["cluster"].tolist(), "x": mapped.table["x"].tolist(),
+                  "levels": {c: mapped.table[c].tolist() for c in mapped.table.columns if c.startswith("cluster_l")},
                   "hits": hits, "misses": misses}))
 """
     env = dict(os.environ)
@@ -166,6 +167,8 @@ print(json.dumps({"cluster": mapped.table["cluster"].tolist(), "x": mapped.table
     assert done.returncode == 0, done.stderr[-2000:]
     other = json.loads(done.stdout.strip().splitlines()[-1])
     assert other["cluster"] == mapper.space_.table["cluster"].tolist()
+    mine = {c: mapper.space_.table[c].tolist() for c in mapper.space_.table.columns if c.startswith("cluster_l")}
+    assert other["levels"] == mine and "cluster_l0" in mine  # the same topic tree in another process
     assert np.array_equal(np.array(other["x"], dtype=np.float32), mapper.space_.table["x"].to_numpy())
     assert other["misses"] == 0 and other["hits"] >= 3, other
 
