@@ -53,7 +53,7 @@ __all__ = ["topic_tree", "rerank_keywords", "RERANK_CANDIDATES", "tree_levels", 
            "TREE_COLUMNS"]
 
 # keywords="embedding" re-ranks this many c-TF-IDF candidates per cluster (30 scored a higher
-# NPMI than 15 at levels 0-2 on 20 Newsgroups; scripts/bench_map.py tree).
+# NPMI than 15 at levels 0-2 on 20 Newsgroups; scripts/bench_map.py tree keywords).
 RERANK_CANDIDATES = 30
 TREE_COLUMNS = ["level", "cluster", "parent", "size", "share", "label", "keywords", "example_rows", "examples"]
 _LEVEL = re.compile(r"^cluster_l(\d+)$")
@@ -207,8 +207,8 @@ def rerank_keywords(tree, mapped, *, n_keywords: int = 10, encoder=None):
     term: on 20 Newsgroups test (seed 0), re-ranking the 30 best c-TF-IDF terms raised
     the mean NPMI of the top 10 at every level (level 0: 0.309 -> 0.382, 1: 0.302 ->
     0.320, 2: 0.310 -> 0.313, 3: 0.289 -> 0.295), while MMR with lambda 0.7 lowered it
-    below c-TF-IDF at levels 1-3 and lambda 0.5 at every level (``scripts/bench_map.py tree``;
-    ``scripts/BENCHMARKS.md``, section bench_map.py, "Topic tree").
+    below c-TF-IDF at levels 1-3 and lambda 0.5 at every level (``scripts/bench_map.py tree keywords``;
+    ``scripts/BENCHMARKS.md``, section bench_map_tree.py).
 
     Parameters
     ----------
