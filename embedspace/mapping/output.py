@@ -99,14 +99,15 @@ def write_map(mapped, directory, *, label_col: str | None = None, overwrite: boo
     if "cluster_l0" not in table.columns:  # a set mapped before the topic tree: one level
         mapped = mapped.assign(cluster_l0=table["cluster"].to_numpy().astype(np.int64))
         table = mapped.table
-    tree = topic_tree(mapped)
+    clusters = describe(mapped)
+    same_top = bool((table["cluster"].to_numpy() == table["cluster_l0"].to_numpy()).all())
+    tree = topic_tree(mapped, top=clusters if same_top else None)
     if new_clusters is not None:
         tree = _mark_new_in_tree(tree, table, new_clusters)
     metrics["levels"] = tree_metrics(mapped, tree, label_col=label_col,
                                      X=getattr(mapper, "cluster_embedding_", None) if label_col is None else None)
     metrics["n_levels"] = len(tree_levels(table))
     metrics["coherence_npmi"] = metrics["levels"][0]["npmi"]
-    clusters = describe(mapped)
     if new_clusters is not None:
         clusters = _mark_new(clusters, new_clusters)
     real = clusters[clusters["cluster"] >= 0]

@@ -49,9 +49,14 @@ from embedspace.mapping.mapper import MAP_FORMAT, MAP_FORMAT_VERSION
 from embedspace.mapping.tree import level_parents
 from embedspace.store import read_manifest
 
-__all__ = ["topic_tree", "rerank_keywords", "RERANK_CANDIDATES", "tree_levels", "tree_metrics", "topics_table", "read_topics", "tree_lines", "npmi_coherence",
+__all__ = ["topic_tree", "rerank_keywords", "RERANK_CANDIDATES", "NPMI_DOCUMENTS", "TREE_KEYWORD_DOCUMENTS", "tree_levels", "tree_metrics", "topics_table", "read_topics", "tree_lines", "npmi_coherence",
            "TREE_COLUMNS"]
 
+# metrics.json's NPMI is counted over at most this many documents (a seeded sample).
+NPMI_DOCUMENTS = 2000
+# Finer levels' keywords are counted on about this many documents in all (the most central
+# of each finest cluster, at least 20 and at most MAX_KEYWORD_DOCUMENTS each).
+TREE_KEYWORD_DOCUMENTS = 3000
 # keywords="embedding" re-ranks this many c-TF-IDF candidates per cluster (30 scored a higher
 # NPMI than 15 at levels 0-2 on 20 Newsgroups; scripts/bench_map.py tree keywords).
 RERANK_CANDIDATES = 30
@@ -135,7 +140,8 @@ class _Counts:
         return np.asarray(self.matrix[rows].sum(axis=0), dtype=np.float64).ravel()
 
 
-def topic_tree(mapped, *, n_keywords: int = 10, n_examples: int = 3, keywords: str = "ctfidf", encoder=None):
+def topic_tree(mapped, *, n_keywords: int = 10, n_examples: int = 3, keywords: str = "ctfidf", encoder=None,
+               top=None):
     """The topic tree of a mapped set, one row per cluster per level.
 
     Parameters
@@ -151,6 +157,9 @@ def topic_tree(mapped, *, n_keywords: int = 10, n_examples: int = 3, keywords: s
         cluster's mean document vector (KeyBERT-style; see :func:`rerank_keywords`).
     encoder : SentenceEncoder, optional
         For ``keywords="embedding"``: the map's model already loaded.
+    top : pandas.DataFrame, optional
+        ``describe(mapped, cluster_col="cluster_l0")`` when already computed (reused
+        with ``keywords="ctfidf"``).
 
     Returns
     -------
@@ -174,7 +183,9 @@ def topic_tree(mapped, *, n_keywords: int = 10, n_examples: int = 3, keywords: s
         n_keywords = max(n_keywords, RERANK_CANDIDATES)
     table = mapped.table
     columns = tree_levels(table)
-    top = describe(mapped, cluster_col=columns[0], n_keywords=n_keywords, n_examples=n_examples)
+    if top is None or keywords != "ctfidf":
+        top = describe(mapped, cluster_col=columns[0], n_keywords=n_keywords, n_examples=n_examples)
+    top = top.copy()
     top.insert(0, "level", 0)
     top.insert(2, "parent", -1)
     frames = [top[top["cluster"] >= 0]]
@@ -183,8 +194,9 @@ def topic_tree(mapped, *, n_keywords: int = 10, n_examples: int = 3, keywords: s
         parents = level_parents(levels)
         texts, n = table["text"].tolist(), len(table)
         finest = levels[-1]
-        picked = [_by_centrality(mapped.vectors, np.flatnonzero(finest == c))[:MAX_KEYWORD_DOCUMENTS]
-                  for c in np.unique(finest[finest >= 0])]
+        ids = np.unique(finest[finest >= 0])
+        per_cluster = int(min(MAX_KEYWORD_DOCUMENTS, max(20, -(-TREE_KEYWORD_DOCUMENTS // max(len(ids), 1)))))
+        picked = [_by_centrality(mapped.vectors, np.flatnonzero(finest == c))[:per_cluster] for c in ids]
         counts_of = _Counts(texts, np.sort(np.concatenate(picked)))
         for i in range(1, len(columns)):
             rows = _finer_level_rows(i, levels[i], parents[i], texts, mapped.vectors, counts_of, n, n_keywords, n_examples)
@@ -267,7 +279,7 @@ def _unit(vectors) -> np.ndarray:
     return array / np.maximum(np.linalg.norm(array, axis=1, keepdims=True), 1e-12)
 
 
-def npmi_coherence(texts, keyword_lists, *, top_n: int = 10) -> dict:
+def npmi_coherence(texts, keyword_lists, *, top_n: int = 10, groups=None) -> dict:
     """NPMI coherence of keyword lists over a collection, documents as windows (see the module notes).
 
     Parameters
@@ -276,19 +288,24 @@ def npmi_coherence(texts, keyword_lists, *, top_n: int = 10) -> dict:
     keyword_lists : sequence of list of str
         One list per cluster (unigrams or bigrams), best first; the first ``top_n`` count.
     top_n : int, default=10
+    groups : sequence of hashable of the same length as ``keyword_lists``, optional
+        Score several groups of lists (the levels of a tree) with one pass over the texts:
+        ``"by_group"`` then holds each group's mean.
 
     Returns
     -------
     dict
-        ``{"mean": float or None, "per_cluster": [float or None, ...]}``; a list with
-        fewer than 2 keywords seen in the collection scores None.
+        ``{"mean": float or None, "per_cluster": [float or None, ...]}`` (and
+        ``"by_group": {group: float or None}`` with ``groups``); a list with fewer than 2
+        keywords seen in the collection scores None.
     """
     from sklearn.feature_extraction.text import CountVectorizer
 
     lists = [[str(w) for w in words[:top_n]] for words in keyword_lists]
     vocabulary = sorted({w for words in lists for w in words})
     if not vocabulary:
-        return {"mean": None, "per_cluster": [None] * len(lists)}
+        out = {"mean": None, "per_cluster": [None] * len(lists)}
+        return out if groups is None else {**out, "by_group": {g: None for g in groups}}
     vectorizer = CountVectorizer(vocabulary=vocabulary, ngram_range=(1, 2), binary=True, lowercase=True,
                                  token_pattern=r"(?u)\b[^\W\d_]\w+\b", stop_words=_stop_words())
     present = vectorizer.transform([keyword_text(t) for t in texts]).tocsc().astype(np.float64)
@@ -310,7 +327,14 @@ def npmi_coherence(texts, keyword_lists, *, top_n: int = 10) -> dict:
                 values.append(pmi / -np.log(joint[a, b] + eps))
         scores.append(float(np.mean(values)) if values else None)
     valid = [s for s in scores if s is not None]
-    return {"mean": float(np.mean(valid)) if valid else None, "per_cluster": scores}
+    out = {"mean": float(np.mean(valid)) if valid else None, "per_cluster": scores}
+    if groups is not None:
+        by_group = {}
+        for g in dict.fromkeys(groups):
+            mine = [v for v, h in zip(scores, groups) if h == g and v is not None]
+            by_group[g] = float(np.mean(mine)) if mine else None
+        out["by_group"] = by_group
+    return out
 
 
 def _stop_words():
@@ -338,16 +362,25 @@ def tree_metrics(mapped, tree, *, label_col: str | None = None, X=None) -> list[
     -------
     list of dict
         One per level: ``level``, ``column``, ``n_clusters``, ``noise_fraction``, the
-        scores, and ``npmi`` (mean NPMI of the clusters' top-10 keywords).
+        scores, ``npmi`` (mean NPMI of the clusters' top-10 keywords) and
+        ``npmi_documents`` (it is counted over a seeded sample of at most
+        ``NPMI_DOCUMENTS`` documents, one pass for every level: the whole collection cost
+        as much as the rest of the tree on 20 Newsgroups; ``scripts/bench_map.py tree``
+        reports NPMI over whole collections).
     """
     table = mapped.table
     truth = table[label_col].to_numpy() if label_col is not None else None
     texts = table["text"].tolist()
+    if len(texts) > NPMI_DOCUMENTS:
+        rows = np.sort(np.random.default_rng(0).choice(len(texts), NPMI_DOCUMENTS, replace=False))
+        texts = [texts[i] for i in rows]
+    real = tree[tree["cluster"] >= 0]
+    coherence = npmi_coherence(texts, real["keywords"].tolist(), groups=real["level"].tolist())["by_group"]
     out = []
     for i, column in enumerate(tree_levels(table)):
         scores = clustering_scores(table[column].to_numpy(), truth, X=None if truth is not None else X)
-        rows = tree[(tree["level"] == i) & (tree["cluster"] >= 0)]
-        scores["npmi"] = npmi_coherence(texts, rows["keywords"].tolist())["mean"]
+        scores["npmi"] = coherence.get(i)
+        scores["npmi_documents"] = len(texts)
         out.append({"level": i, "column": column, **scores})
     return out
 
