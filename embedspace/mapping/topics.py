@@ -448,6 +448,9 @@ def read_topics(directory):
 def tree_lines(tree, *, max_level: int | None = None, width: int = 100) -> list[str]:
     """The tree as indented lines, each child under its parent: ``cluster  size  share  label``.
 
+    A cluster that is the only child of its parent (the same documents) is not repeated;
+    its own children are shown under the parent.
+
     Parameters
     ----------
     tree : pandas.DataFrame
@@ -467,10 +470,16 @@ def tree_lines(tree, *, max_level: int | None = None, width: int = 100) -> list[
             children.setdefault((r.level - 1, r.parent), []).append(r)
     lines = []
 
+    def kids(r):
+        found = children.get((r.level, r.cluster), [])
+        while len(found) == 1 and found[0].size == r.size:  # an only child is its parent again: look below it
+            found = children.get((found[0].level, found[0].cluster), [])
+        return sorted(found, key=lambda c: (-c.size, c.cluster))
+
     def walk(r, depth):
         text = f"{'  ' * depth}{r.cluster:>3}  {r.size:>7,}  {r.share:6.1%}  {r.label}"
         lines.append(text if len(text) <= width else text[: width - 1] + "…")
-        for child in sorted(children.get((r.level, r.cluster), []), key=lambda c: (-c.size, c.cluster)):
+        for child in kids(r):
             walk(child, depth + 1)
 
     for r in rows[(rows["level"] == 0)].itertuples():
