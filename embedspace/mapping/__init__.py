@@ -9,10 +9,14 @@ Where things happen, in pipeline order:
   clusters (:mod:`~embedspace.mapping.clustering`);
 - :mod:`~embedspace.mapping.sampled` — :class:`SampledMapper` for large collections: fit on a
   sample, place the other rows;
+- :mod:`~embedspace.mapping.tree` — the topic tree's levels (``cluster_l0`` ... ``cluster_lN``),
+  nested in the map's clusters; :mod:`~embedspace.mapping.topics` — :func:`topic_tree` names them
+  (``topics.csv``, ``embedspace topics``) and scores them (NPMI);
 - :mod:`~embedspace.mapping.labels` — :func:`describe`: c-TF-IDF keywords and examples;
 - :mod:`~embedspace.mapping.output` — :func:`write_map`: the map directory, drawn by
   :mod:`~embedspace.mapping.plotting` (map.png), :mod:`~embedspace.mapping.page` (map.html)
-  and :mod:`~embedspace.mapping.report` (report.html).
+  and :mod:`~embedspace.mapping.report` (report.html); :mod:`~embedspace.mapping.notebook` —
+  :func:`show`: the page inline in a notebook.
 """
 
 from __future__ import annotations
