@@ -43,14 +43,21 @@ Rules (chosen by ``scripts/bench_map_grow.py``, table in ``scripts/BENCHMARKS.md
 4. **New topics** — the novelty candidates are clustered among themselves as the map
    clusters (UMAP to 5-D, HDBSCAN) with the map's own ``min_cluster_size`` (the size rule
    of the map), allowing a single cluster (:func:`_new_topics`). Each HDBSCAN cluster
-   becomes a new cluster, numbered after the map's largest id, largest first; a candidate
-   HDBSCAN leaves out joins the topic its nearest new documents in a topic are in
-   (:func:`_attach_to_topics`), else it is an outlier (-1). Fewer than
-   ``min_cluster_size`` candidates (or than 31) make no new topic.
+   becomes a new cluster, numbered after the map's largest id, largest first; candidates
+   HDBSCAN leaves out join the topic their nearest new documents in a topic are in, round
+   after round (label propagation, :func:`_attach_to_topics`); a candidate never reached
+   is an outlier (-1). Fewer than ``min_cluster_size`` candidates (or than 31) make no
+   new topic.
 
 Topic-tree columns (``cluster_l0``, ``cluster_l1`` …) of the old rows are kept; a new
-row that joins cluster ``c`` takes, at each level, the value most old rows of ``c``
-have; a new topic gets a new id at every level. Documents whose text is already in the
+row that joins cluster ``c`` takes, at each level, the value its nearest mapped
+neighbours inside ``c`` vote for (so finer levels nest in ``c``); a new topic gets a new
+id at every level.
+
+Rule 2 is not the sampled map's (HDBSCAN's ``approximate_predict`` in the 5-D clustering
+layout), because a map directory does not keep that layout; it is held to the same bar by
+measurement: on 20 Newsgroups the added posts of known groups land in a cluster whose
+majority is their own group as often as the mapped posts do (within 0.05, every group). Documents whose text is already in the
 map, or repeated in the batch, are skipped and counted.
 """
 
@@ -409,8 +416,8 @@ def _attach_to_topics(topic: np.ndarray, candidates: np.ndarray, nearest: np.nda
     left-out candidate with members of a topic among its ``k`` nearest new documents joins
     the topic with the most membership strength there; rounds repeat until none joins (a
     label propagation over the candidates' neighbour graph: 36% -> 76% after one round,
-    see ``scripts/bench_map_grow.py`` for the result after all). A candidate never
-    reached stays an outlier.
+    100% when repeated; hockey's recall 0.72 -> 0.95 at precision 0.98 in
+    ``scripts/bench_map_grow.py``). A candidate never reached stays an outlier.
     """
     if not (topic >= 0).any():
         return topic
