@@ -43,8 +43,15 @@ from embedspace.search import ann
 from embedspace.search.distinct import collapse_identical
 from embedspace.search.filters import Filter
 from embedspace.search.lexical import FUSION_DEPTH, BM25Index, reciprocal_rank_fusion
-from embedspace.search.set_sources import SetSource, VectorRows, combine_tables, verify_payloads
-from embedspace.sources import replace_surrogates
+from embedspace.search.queries import check_k, check_queries
+from embedspace.search.set_sources import (
+    SetSource,
+    VectorRows,
+    check_same_space,
+    combine_tables,
+    describe_model,
+    verify_payloads,
+)
 from embedspace.store import library_versions, refuse_links, write_manifest
 
 __all__ = ["Index", "build_index", "FORMAT", "FORMAT_VERSION", "KINDS", "MODES"]
@@ -172,9 +179,9 @@ class Index:
         if queries.ndim != 2 or queries.shape[1] != self.d:
             raise ModelMismatchError(
                 f"query vectors have shape {queries.shape} but the index holds {self.d}-dimensional vectors "
-                f"of {_describe(self.model)}"
+                f"of {describe_model(self.model)}"
             )
-        k = _check_k(k)
+        k = check_k(k)
         if self.normalize:
             queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
         return ann.ann_search(self._faiss, self.kind, self.params, queries, k, self._rows, self._mask(where))
@@ -203,8 +210,8 @@ class Index:
         return self._search_rows(queries, k, where, mode, encoder, warn=True)
 
     def _search_rows(self, queries, k, where, mode, encoder, *, warn: bool):
-        queries = _check_queries(queries)
-        k = _check_k(k)
+        queries = check_queries(queries)
+        k = check_k(k)
         if mode not in MODES:
             raise InputError(f"unknown search mode '{mode}' (choose from {', '.join(MODES)})")
         mask = self._mask(where)
@@ -237,7 +244,7 @@ class Index:
         -------
         list of str
         """
-        queries = _check_queries(queries)
+        queries = check_queries(queries)
         return self._warnings(queries, where, self._mask(where))
 
     def _warnings(self, queries, where, mask) -> list[str]:
@@ -264,11 +271,11 @@ class Index:
             ``copies`` after ``text``. Metadata columns named like a result field are
             prefixed with ``meta_``.
         """
-        queries = _check_queries(queries)
+        queries = check_queries(queries)
         if not distinct:
             scores, rows = self.search_rows(queries, k=k, where=where, mode=mode, encoder=encoder)
             return self._records(queries, scores, rows)
-        k = _check_k(k)
+        k = check_k(k)
         depth, warn = min(self.n, 2 * k + 10), True
         while True:  # deeper until every query has k distinct texts with all their copies ranked
             scores, rows = self._search_rows(queries, depth, where, mode, encoder, warn=warn)
@@ -336,8 +343,8 @@ class Index:
         identity = getattr(encoder, "identity", None)
         if identity is not None and self.model is not None and not self.model.same_space(identity):
             raise ModelMismatchError(
-                f"the queries would be embedded by {_describe(identity)} but the index holds vectors of "
-                f"{_describe(self.model)}; search with the index's model or rebuild the index with this one"
+                f"the queries would be embedded by {describe_model(identity)} but the index holds vectors of "
+                f"{describe_model(self.model)}; search with the index's model or rebuild the index with this one"
             )
         if getattr(encoder, "dim", self.d) != self.d:
             raise ModelMismatchError(f"the query encoder makes {encoder.dim}-dimensional vectors, the index holds {self.d}-dimensional ones")
@@ -396,7 +403,7 @@ class Index:
         """
         source = SetSource.of(space)
         what = str(space) if isinstance(space, (str, os.PathLike)) else "the new set"
-        _check_same_space(self.model, self.d, source.model, source.d, what=what)
+        check_same_space(self.model, self.d, source.model, source.d, what=what)
         if source.path is not None and self.path is not None and not source.embedded:
             inside = Path(os.path.realpath(source.path))
             if Path(os.path.realpath(self.path)) in inside.parents:
@@ -508,43 +515,8 @@ def _default_encoder(model):
     return _ENCODERS[key]
 
 
-def _describe(model) -> str:
-    """A model's full name, dimension and weights prefix (for messages naming two models)."""
-    if model is None:
-        return "an unknown model"
-    return f"{model.name} ({model.dim}-d, weights {model.weights_sha256[:8]})"
-
-
 def _meta_name(column: str, distinct: bool = False) -> str:
     return f"meta_{column}" if column in _RESULT_FIELDS or (distinct and column == "copies") else column
-
-
-def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InputError(f"k must be a whole number of at least 1, got {k!r}")
-    return int(k)
-
-
-def _check_queries(queries) -> list[str]:
-    if isinstance(queries, str):
-        queries = [queries]
-    queries = list(queries) if queries is not None else []
-    if not queries:
-        raise InputError("no query given: pass at least one query text")
-    for i, query in enumerate(queries, start=1):
-        if not isinstance(query, str) or not query.strip():
-            raise InputError(f"query {i} is empty: every query needs some text")
-    return [replace_surrogates(query)[0] for query in queries]  # lone surrogates: like undecodable bytes
-
-
-def _check_same_space(model, d, other, other_d, *, what: str) -> None:
-    if d != other_d:
-        raise ModelMismatchError(f"{what} has {other_d}-dimensional vectors but the index holds {d}-dimensional ones")
-    if (model is None) != (other is None) or (model is not None and not model.same_space(other)):
-        raise ModelMismatchError(
-            f"{what} was embedded by {_describe(other)} but the index holds vectors of {_describe(model)}; "
-            "embed it with the index's model"
-        )
 
 
 def build_index(space, kind: str = "auto", memory_budget=None, progress=None, random_state: int = 0, *, lexical: bool = True,

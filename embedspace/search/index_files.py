@@ -18,8 +18,13 @@ from embedspace._fs import output_lock
 from embedspace.embeddingset import ModelIdentity
 from embedspace.errors import FormatError
 from embedspace.search import ann
-from embedspace.search.index import FORMAT, FORMAT_VERSION, Index, _check_same_space
-from embedspace.search.set_sources import VectorRows, open_entry, verify_payloads
+from embedspace.search.index import FORMAT, FORMAT_VERSION, Index
+from embedspace.search.set_sources import (
+    VectorRows,
+    check_same_space,
+    open_entry,
+    verify_payloads,
+)
 from embedspace.store import read_consistently, read_manifest
 
 __all__ = ["add_to_index", "load_index"]
@@ -117,7 +122,7 @@ def _load_index(directory: Path, snapshot) -> Index:
         raise FormatError(f"{directory}: its EmbeddingSets hold {sum(s.n for s in sources)} rows, the index {n}")
     model = ModelIdentity.from_dict(manifest.get("model"))
     for source in sources:
-        _check_same_space(model, d, source.model, source.d, what=f"the EmbeddingSet {source.path}")
+        check_same_space(model, d, source.model, source.d, what=f"the EmbeddingSet {source.path}")
     normalize = bool(manifest.get("normalize"))
     _check_sources_hold_the_vectors(directory, faiss_index, kind, sources, normalize)
     return Index(faiss_index, kind=kind, params=params, model=model, normalize=normalize,

@@ -17,7 +17,7 @@ import numpy as np
 
 from embedspace._fs import sha256_file
 from embedspace.embeddingset import PAYLOADS, ModelIdentity
-from embedspace.errors import FormatError, InputError
+from embedspace.errors import FormatError, InputError, ModelMismatchError
 from embedspace.store import Snapshot, arrow_safe, read_manifest
 
 __all__ = ["SetSource", "VectorRows", "combine_tables", "open_entry", "verify_payloads"]
@@ -274,3 +274,21 @@ def combine_tables(tables: list, names: list[str] | None = None):
             arrays.append(column)
         out.append(pa.Table.from_arrays(arrays, schema=schema))
     return pa.concat_tables(out)
+
+
+def describe_model(model) -> str:
+    """A model's full name, dimension and weights prefix (for messages naming two models)."""
+    if model is None:
+        return "an unknown model"
+    return f"{model.name} ({model.dim}-d, weights {model.weights_sha256[:8]})"
+
+
+def check_same_space(model, d, other, other_d, *, what: str) -> None:
+    """Refuse ``other`` (``what``, e.g. "the EmbeddingSet x.set") unless it shares the index's vector space."""
+    if d != other_d:
+        raise ModelMismatchError(f"{what} has {other_d}-dimensional vectors but the index holds {d}-dimensional ones")
+    if (model is None) != (other is None) or (model is not None and not model.same_space(other)):
+        raise ModelMismatchError(
+            f"{what} was embedded by {describe_model(other)} but the index holds vectors of {describe_model(model)}; "
+            "embed it with the index's model"
+        )
