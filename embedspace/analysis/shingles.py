@@ -29,10 +29,10 @@ SKETCH = 256
 """Smallest hashes kept per text (a bottom-k sketch): below the smaller of two texts' largest kept
 hash both sketches are complete, so the shingles shared there estimate the containment from at
 least ``SKETCH x length ratio`` samples, exactly for texts of up to 256 shingles."""
-PAIR_BLOCK = 4_000_000
-"""Shingles sorted together per block of pairs (about 32 MB of uint64 keys)."""
-_TEXT_BLOCK = 1 << 23
-"""Bytes of text hashed per batch."""
+PAIR_BLOCK = 1_000_000
+"""Shingles sorted together per block of pairs (8 MB of uint64 keys; with the gathers about 60 MB)."""
+_TEXT_BLOCK = 1 << 20
+"""Bytes of text hashed per batch (its temporaries take about 60 bytes per byte: 60 MB)."""
 
 _WORD = re.compile(r"\w+")
 _ATTRIBUTION = re.compile(r"^[^\n]*\b(?:writes|wrote|said)\s*:[ \t]*$", re.MULTILINE | re.IGNORECASE)
