@@ -205,9 +205,9 @@ def _near_copies(index, reps, texts, representative: np.ndarray, progress) -> tu
     left, right = np.minimum(left[keep], right[keep]), np.maximum(left[keep], right[keep])
     if not len(left):
         return left, right
-    pairs = np.unique(left * len(representative) + right)
+    pairs = _distinct(left * len(representative) + right)
     left, right = pairs // len(representative), pairs % len(representative)
-    used = np.unique(np.concatenate([left, right]))
+    used = _distinct(np.concatenate([left, right]))
     sketches = shingle_sets([texts.iat[int(r)] for r in representative[used]])
     a, b = np.searchsorted(used, left), np.searchsorted(used, right)
     containment, ratio = overlap(sketches, a, b)
@@ -217,6 +217,12 @@ def _near_copies(index, reps, texts, representative: np.ndarray, progress) -> tu
     lexical = np.where(small >= NEAR_MIN_GRAMS, containment, resemblance)
     keep = (lexical >= NEAR_CONTAINMENT) & (ratio >= NEAR_RATIO)
     return left[keep], right[keep]
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort + neighbour test: numpy 2's hash-based ``np.unique`` is far slower here)."""
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
 
 
 class _RowView:
