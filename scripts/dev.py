@@ -50,6 +50,19 @@ def setup(extras: str) -> None:
     stamp.write_text("\n".join(previous + [wanted]) + "\n")
 
 
+def _workers(rest: list[str]) -> list[str]:
+    """pytest-xdist options: one worker per core, 2 to 4, unless the command line chooses.
+
+    The suite is many short CPU-bound tests plus long ones that mostly wait (killed
+    subprocesses, a 60-second concurrency run, Ray): two workers on two cores finish it in
+    about two thirds of the serial time. tests/conftest.py keeps each module on one worker.
+    """
+    if any(arg in ("-n", "--numprocesses", "no:xdist") or arg.startswith(("-n", "--numprocesses=")) for arg in rest):
+        return []
+    workers = min(4, max(2, os.cpu_count() or 2))
+    return ["-n", str(workers), "--dist", "loadgroup", "--no-loadscope-reorder"]
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("demo", "test", "setup"):
         print(__doc__)
@@ -57,7 +70,7 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "test":
         setup("test")
-        return subprocess.run([str(_bin("python")), "-m", "pytest", *rest], cwd=ROOT).returncode
+        return subprocess.run([str(_bin("python")), "-m", "pytest", *_workers(rest), *rest], cwd=ROOT).returncode
     setup("")
     if command == "demo":
         return subprocess.run([str(_bin("embedspace")), "demo", *rest], cwd=ROOT).returncode

@@ -6,6 +6,7 @@ Helpers that tests import live in ``helpers.py``, never here.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,26 @@ def pytest_configure(config):
         base = Path(os.environ.get("EMBEDSPACE_TEST_CACHE", REPO / ".pytest_cache" / "embedspace-cache"))
         os.environ["EMBEDSPACE_CACHE_DIR"] = str(base)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if hasattr(config, "workerinput"):
+        # pytest-xdist workers ignore SIGINT (Ctrl-C belongs to the controller), and an ignored
+        # signal stays ignored in every child: the tests that interrupt a child need the default.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``scripts/dev.py test`` runs two workers): one worker per test module,
+    so module fixtures run once; both Ray modules on one worker, so one local Ray cluster per run;
+    and the modules with most slow tests first, so no long module starts last and runs alone."""
+    if not getattr(config.option, "numprocesses", None):
+        return
+    weight: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        group = "ray" if module.startswith("tests/distributed/") else module
+        item.add_marker(pytest.mark.xdist_group(group))
+        weight[group] = weight.get(group, 0) + (20 if item.get_closest_marker("slow") else 1)
+    order = {group: rank for rank, group in enumerate(sorted(weight, key=lambda g: -weight[g]))}
+    items.sort(key=lambda item: order[item.get_closest_marker("xdist_group").args[0]])  # stable inside a group
 
 
 @pytest.fixture(scope="session")
