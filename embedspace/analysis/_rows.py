@@ -5,7 +5,7 @@ the process: at 1,000,000 x 384 float32 the scan of :func:`duplicate_groups` or
 :func:`outlier_scores` ends with 1.5 GB of file-backed pages counted in its resident set
 (scripts/bench_outliers.py, scale table: 0.84 of the 1.47 GB at 500,000 rows). Reading the
 same rows with ``pread`` goes through the page cache without mapping it: the process holds
-only the block it works on.
+only the block it works on (outliers at 500,000 rows: 1.48 GB peak RSS before, 0.74 after).
 """
 
 from __future__ import annotations
