@@ -369,6 +369,23 @@ def _text_hashes(texts) -> np.ndarray:
     return pd.util.hash_array(np.asarray(texts, dtype=object))
 
 
+def _with_known_total(chunks, bar):
+    """Yield ``chunks``, reading one ahead: when the input is one chunk, ``bar`` learns its total
+    (rows) before the first text is embedded, so it shows a percentage and an ETA."""
+    first = next(chunks, None)
+    if first is None:
+        return
+    second = next(chunks, None)
+    if second is None and getattr(bar, "total", 0) is None:
+        bar.total = len(first)
+        if hasattr(bar, "refresh"):
+            bar.refresh()
+    yield first
+    if second is not None:
+        yield second
+        yield from chunks
+
+
 def embed_to_disk(
     source,
     output: str | os.PathLike,
@@ -419,7 +436,8 @@ def embed_to_disk(
     try:
         with truncation_summary(), EmbeddingSetWriter(output, dim=encoder.dim, model=encoder.identity, dtype=dtype,
                                                       overwrite=overwrite, extra=extra, inputs=[source]) as writer:
-            for chunk in iter_chunks(source, text_col=text_col, strict=strict, chunk_rows=chunk_rows, report=report):
+            chunks = iter_chunks(source, text_col=text_col, strict=strict, chunk_rows=chunk_rows, report=report)
+            for chunk in _with_known_total(chunks, bar):
                 vectors, cached = encode_texts(encoder, chunk["text"].tolist(), cache=store, progress=bar)
                 n_cached += cached
                 hashes.append(_text_hashes(chunk["text"]))
