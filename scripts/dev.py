@@ -55,13 +55,14 @@ def _workers(rest: list[str]) -> list[str]:
 
     The suite is many short CPU-bound tests plus long ones that partly wait (killed
     subprocesses, a 60-second concurrency run, Ray); on the 2-core CI machine two workers
-    finish it sooner than one (the serial suite took 598-639 s). tests/conftest.py keeps each
-    module on one worker.
+    finish it sooner than one (the serial suite took 598-639 s). ``--dist loadfile`` keeps each
+    module on one worker (its module fixtures run once); tests/conftest.py starts the modules
+    with most slow tests first.
     """
     if any(arg in ("-n", "--numprocesses", "no:xdist") or arg.startswith(("-n", "--numprocesses=")) for arg in rest):
         return []
     workers = min(4, max(2, os.cpu_count() or 2))
-    return ["-n", str(workers), "--dist", "loadgroup", "--no-loadscope-reorder"]
+    return ["-n", str(workers), "--dist", "loadfile", "--no-loadscope-reorder"]
 
 
 def main(argv: list[str]) -> int:

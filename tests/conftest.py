@@ -27,19 +27,17 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``scripts/dev.py test`` runs two workers): one worker per test module,
-    so module fixtures run once; both Ray modules on one worker, so one local Ray cluster per run;
-    and the modules with most slow tests first, so no long module starts last and runs alone."""
-    if not getattr(config.option, "numprocesses", None):
+    """Under pytest-xdist (``scripts/dev.py test``: ``--dist loadfile``, each module on one worker, so
+    module fixtures run once), the modules with most slow tests come first, so that no long module
+    starts last and runs alone while the other worker idles."""
+    if not hasattr(config, "workerinput"):  # only xdist workers collect for the scheduler
         return
     weight: dict[str, int] = {}
     for item in items:
         module = item.nodeid.split("::", 1)[0]
-        group = "ray" if module.startswith("tests/distributed/") else module
-        item.add_marker(pytest.mark.xdist_group(group))
-        weight[group] = weight.get(group, 0) + (20 if item.get_closest_marker("slow") else 1)
-    order = {group: rank for rank, group in enumerate(sorted(weight, key=lambda g: -weight[g]))}
-    items.sort(key=lambda item: order[item.get_closest_marker("xdist_group").args[0]])  # stable inside a group
+        weight[module] = weight.get(module, 0) + (20 if item.get_closest_marker("slow") else 1)
+    order = {module: rank for rank, module in enumerate(sorted(weight, key=lambda m: -weight[m]))}
+    items.sort(key=lambda item: order[item.nodeid.split("::", 1)[0]])  # stable inside a module
 
 
 @pytest.fixture(scope="session")
