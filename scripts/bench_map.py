@@ -275,30 +275,29 @@ def main() -> None:
     sub.add_argument("rest", nargs=argparse.REMAINDER)
     sub = modes.add_parser("grow", help="map add on 20 Newsgroups: scripts/bench_map_grow.py with the options that follow")
     sub.add_argument("rest", nargs=argparse.REMAINDER)
+    argv = sys.argv[1:]
+    if argv[:1] in (["tree"], ["grow"]) and argv[1:2] != ["-h"]:  # REMAINDER would refuse options right after the mode
+        return _delegate(f"bench_map_{argv[0]}.py", argv[1:])
     args = parser.parse_args()
     {"acceptance": acceptance, "sweep": sweep, "bertopic": bertopic, "grow": grow, "tree": tree}[args.mode](args)
 
 
 def tree(args) -> None:
     """The topic tree: ``scripts/bench_map_tree.py`` (levels, overhead, bertopic, page) with the options after ``tree``."""
-    import runpy
-
-    script = Path(__file__).resolve().parent / "bench_map_tree.py"
-    saved = sys.argv
-    sys.argv = [str(script), *args.rest]
-    try:
-        runpy.run_path(str(script), run_name="__main__")
-    finally:
-        sys.argv = saved
+    _delegate("bench_map_tree.py", args.rest)
 
 
 def grow(args) -> None:
     """Growing a map: ``scripts/bench_map_grow.py`` with the options given after ``grow``."""
+    _delegate("bench_map_grow.py", args.rest)
+
+
+def _delegate(name: str, rest: list[str]) -> None:
     import runpy
 
-    script = Path(__file__).resolve().parent / "bench_map_grow.py"
+    script = Path(__file__).resolve().parent / name
     saved = sys.argv
-    sys.argv = [str(script), *args.rest]
+    sys.argv = [str(script), *rest]
     try:
         runpy.run_path(str(script), run_name="__main__")
     finally:

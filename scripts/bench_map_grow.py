@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from datetime import date
@@ -143,6 +144,9 @@ def main() -> None:
         space = es.embed("corpus:20newsgroups", progress=False)
     labels = space.table["label"].astype(str).to_numpy()
     groups = sorted(np.unique(labels)) if args.groups == "all" else args.groups.split(",")
+    unknown = sorted(set(groups) - set(np.unique(labels)))
+    if unknown:
+        sys.exit(f"unknown group(s): {', '.join(unknown)} (the set's labels: {', '.join(sorted(np.unique(labels)))})")
     speed = set(groups) if args.speed == "all" else set(args.speed.split(","))
     print(f"# bench_map_grow.py, {cpu_name()}, {date.today()}, set {args.set} ({len(space)} posts)")
     test = np.flatnonzero(space.table["split"].astype(str).to_numpy() == "test")
