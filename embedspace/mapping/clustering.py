@@ -63,6 +63,7 @@ __all__ = [
     "PLATEAU_AGREEMENT",
     "KMEANS_RESTARTS",
     "kmeans_features",
+    "relabel_by_size",
 ]
 
 # Candidate multipliers c of sqrt(n) for min_cluster_size; the first and last only serve
@@ -123,7 +124,7 @@ def _hdbscan_fit(X: np.ndarray, min_cluster_size: int, min_samples: int):
     return model
 
 
-def _relabel_by_size(labels: np.ndarray) -> np.ndarray:
+def relabel_by_size(labels: np.ndarray) -> np.ndarray:
     """Renumber clusters 0..k-1 by decreasing size (ties by first appearance); -1 stays."""
     out = np.full(labels.shape, -1, dtype=np.int64)
     ids, first, counts = np.unique(labels[labels >= 0], return_index=True, return_counts=True)
@@ -260,7 +261,7 @@ class Clusterer:
             self.min_cluster_size_ = int(self.min_cluster_size)
             model = _hdbscan_fit(X, self.min_cluster_size_, self._samples(self.min_cluster_size_))
             self.candidates_ = []
-        self.labels_ = _relabel_by_size(model.labels_)
+        self.labels_ = relabel_by_size(model.labels_)
         self.probabilities_ = np.asarray(model.probabilities_, dtype=np.float32)
         self.outlier_scores_ = _finite_scores(model.outlier_scores_)
         self.method_ = "hdbscan"
@@ -284,7 +285,7 @@ class Clusterer:
             margin = 1.0 - nearest_two[:, 0] / np.maximum(nearest_two[:, 1], 1e-12)
         else:
             margin = np.ones(n)
-        self.labels_ = _relabel_by_size(model.labels_)
+        self.labels_ = relabel_by_size(model.labels_)
         self.probabilities_ = np.clip(margin, 0.0, 1.0).astype(np.float32)
         size = self.min_cluster_size_ = auto_min_cluster_size(n) if self.min_cluster_size == "auto" else int(self.min_cluster_size)
         self.outlier_scores_ = _finite_scores(_hdbscan_fit(X, size, self._samples(size)).outlier_scores_)

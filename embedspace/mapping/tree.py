@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from embedspace.errors import InputError
+from embedspace.mapping.clustering import relabel_by_size
 
 __all__ = [
     "build_levels",
@@ -68,15 +69,6 @@ def check_levels(levels) -> None:
 def level_columns(n_levels: int) -> list[str]:
     """``["cluster_l0", ..., "cluster_l{n_levels-1}"]``."""
     return [f"cluster_l{i}" for i in range(n_levels)]
-
-
-def _renumber_by_size(labels: np.ndarray) -> np.ndarray:
-    out = np.full(labels.shape, -1, dtype=np.int64)
-    ids, first, counts = np.unique(labels[labels >= 0], return_index=True, return_counts=True)
-    order = sorted(range(len(ids)), key=lambda i: (-counts[i], first[i]))
-    for new, i in enumerate(order):
-        out[labels == ids[i]] = new
-    return out
 
 
 def _level_targets(top_count: int, candidate_counts: list[int], levels) -> list[int]:
@@ -113,7 +105,7 @@ def _split_level(X: np.ndarray, parent: np.ndarray, target: int, min_child: int,
         _, labels = np.unique(labels, return_inverse=True)
         out[members] = labels + next_id
         next_id += int(labels.max()) + 1
-    return _renumber_by_size(out)
+    return relabel_by_size(out)
 
 
 def build_levels(X, top_labels, *, candidate_counts=(), levels="auto", min_child: int = 5,
