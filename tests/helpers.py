@@ -7,6 +7,7 @@ command-line contract (one ``error:`` line on stderr, exit status 2, no tracebac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -309,3 +310,41 @@ def short_posts(docs):
     docs = docs.copy()
     docs["text"] = (subject.str.strip() + "\n" + body.str.slice(0, 600)).str.strip()
     return docs
+
+
+# --- headless Chromium (the map page's browser tests) -------------------------------------
+CHROMIUM = os.environ.get("EMBEDSPACE_CHROMIUM", "/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+def browser_or_skip() -> None:
+    """Skip the test without Debian's chromium and playwright; fail instead under EMBEDSPACE_REQUIRE_BROWSER=1 (CI)."""
+    import pytest
+
+    if Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK) and shutil.which("true"):
+        try:
+            import playwright.sync_api  # noqa: F401
+            return
+        except ImportError as exc:
+            reason = f"the playwright package is missing ({exc}); pip install -e '.[test]'"
+    else:
+        reason = f"no chromium at {CHROMIUM} (apt-get install chromium)"
+    if os.environ.get("EMBEDSPACE_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"EMBEDSPACE_REQUIRE_BROWSER=1 but {reason}")
+    pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def chromium_context(profile: Path, **options):
+    """A headless Chromium browser context on its own ``profile`` folder (skips or fails as :func:`browser_or_skip`)."""
+    browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True, **options)
+        try:
+            yield context
+        finally:
+            context.close()

@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import assert_one_error_line, short_posts, snapshot
+from helpers import assert_one_error_line, chromium_context, short_posts, snapshot
 
 MAPPED = ("rec.sport.hockey", "sci.space", "soc.religion.christian")
 NEW_GROUP = "talk.politics.mideast"
@@ -208,38 +208,21 @@ def test_topic_tree_columns_of_new_rows_nest_inside_their_cluster(maps, posts, e
 @pytest.mark.slow
 def test_a_grown_map_opens_in_the_browser_like_any_map(maps, tmp_path):
     """map.html of a grown map in headless Chromium (as tests/mapping/test_map_browser.py opens maps)."""
-    import os
     import time
-    from pathlib import Path
 
-    chromium = os.environ.get("EMBEDSPACE_CHROMIUM", "/usr/bin/chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    if sync_playwright is None or not Path(chromium).is_file():
-        if os.environ.get("EMBEDSPACE_REQUIRE_BROWSER") == "1":
-            pytest.fail("EMBEDSPACE_REQUIRE_BROWSER=1 but chromium or playwright is missing")
-        pytest.skip("no chromium/playwright")
     root, growth, _ = maps
     errors = []
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=chromium, headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
-        try:
-            page = context.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto((root / "grown-map" / "map.html").as_uri())
-            deadline = time.monotonic() + 20
-            while not page.evaluate("document.documentElement.dataset.ready === '1'"):
-                assert time.monotonic() < deadline, "the grown map's page never got ready"
-                time.sleep(0.02)
-            n = len(growth.space)
-            assert page.evaluate("embedspaceMap.n") == n and page.evaluate("embedspaceMap.drawn") == n
-            legend = " ".join(page.locator("#legend .item").all_text_contents())
-            assert "new: " in legend
-        finally:
-            context.close()
+    with chromium_context(tmp_path / "profile") as context:
+        page = context.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((root / "grown-map" / "map.html").as_uri())
+        deadline = time.monotonic() + 20
+        while not page.evaluate("document.documentElement.dataset.ready === '1'"):
+            assert time.monotonic() < deadline, "the grown map's page never got ready"
+            time.sleep(0.02)
+        n = len(growth.space)
+        assert page.evaluate("embedspaceMap.n") == n and page.evaluate("embedspaceMap.drawn") == n
+        legend = " ".join(page.locator("#legend .item").all_text_contents())
+        assert "new: " in legend
     assert not errors, errors

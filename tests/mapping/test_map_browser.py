@@ -12,16 +12,12 @@ Without ``/usr/bin/chromium`` the tests skip, unless ``EMBEDSPACE_REQUIRE_BROWSE
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import browser_or_skip, chromium_context
 
-CHROMIUM = os.environ.get("EMBEDSPACE_CHROMIUM", "/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run", "--disable-sync"]
 GROUPS = ("rec.sport.hockey", "sci.space", "soc.religion.christian", "comp.graphics")
 PER_GROUP = 75
 HOSTILE = [
@@ -35,23 +31,9 @@ HOSTILE = [
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
-def _browser_or_skip():
-    if Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK) and shutil.which("true"):
-        try:
-            import playwright.sync_api  # noqa: F401
-            return
-        except ImportError as exc:
-            reason = f"the playwright package is missing ({exc}); pip install -e '.[test]'"
-    else:
-        reason = f"no chromium at {CHROMIUM} (apt-get install chromium)"
-    if os.environ.get("EMBEDSPACE_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"EMBEDSPACE_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def map_dir(tmp_path_factory, encoder):
-    _browser_or_skip()
+    browser_or_skip()
     import embedspace as es
 
     docs = es.read("corpus:20newsgroups")
@@ -69,19 +51,8 @@ def map_dir(tmp_path_factory, encoder):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    _browser_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True,
-            viewport={"width": 1200, "height": 800},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile"), viewport={"width": 1200, "height": 800}) as context:
+        yield context
 
 
 class Watch:
