@@ -29,18 +29,10 @@ With ``n_clusters=k`` k-means (``KMEANS_RESTARTS`` = 10 starts, the lowest inert
 runs on the unit embeddings and the 5-D clustering layout side by side
 (:func:`kmeans_features`: each block centred and scaled to a total variance of 1) when
 the embeddings are given to :meth:`Clusterer.fit`, else on the layout alone.
-``scripts/bench_kmeans.py`` chose it, over seeds 0-4, against scikit-learn ``KMeans(k)``
-on the raw vectors (mean NMI; ``scripts/BENCHMARKS.md``, section bench_kmeans.py):
-20 Newsgroups test, k=20: raw 0.588, layout alone 0.647, joint 0.644; AG News, k=4:
-0.600, 0.617, 0.620; on four harder subsets the joint space beat the layout alone
-(six computer groups 0.359 vs 0.351, raw 0.333; AG News World + Business 0.654 vs
-0.649; the other two by 0.001), on 20 Newsgroups it was 0.003 below it. The layout alone lost 0.742 vs 0.872 on issue 31's 2,225 news articles (not
-available here): the embeddings keep apart topics that UMAP pressed together, the layout
-sharpens the rest. Label-free choices on the raw vectors alone (best of 10 starts by
-inertia, a 50-D PCA, or picking raw or layout by cosine silhouette, which always picked
-raw) stayed at the raw level (20 Newsgroups 0.593-0.595). Worst case: once in 30
-seed-by-seed comparisons the joint space scored below ``KMeans(k)`` of the same seed
-(six computer groups, seed 1: 0.358 vs 0.371). There is no noise in this
+``scripts/bench_kmeans.py`` chose it (seeds 0-4, 20 Newsgroups and AG News, table in
+``scripts/BENCHMARKS.md``, section bench_kmeans.py): it never lost to scikit-learn
+``KMeans(k)`` on the raw vectors in the mean, where the layout alone can (the embeddings
+keep apart topics that UMAP pressed together; the layout sharpens the rest). There is no noise in this
 mode; ``probability`` is the margin ``1 - d1/d2`` between the nearest and
 second-nearest centre, and ``outlier_score`` still comes from GLOSH on one HDBSCAN run
 of the layout, so outliers remain visible.
