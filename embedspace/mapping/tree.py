@@ -9,23 +9,15 @@ section bench_map_tree.py)
   (9 -> 18 -> 36 -> 72 on 20 Newsgroups), as long as the finest candidate of the
   granularity grid, which the clusterer has already fitted, still finds that many clusters
   (``levels="auto"``; at most ``MAX_LEVELS`` levels). The grid says how fine the data's
-  density structure goes; its own intermediate counts jump unevenly between seeds
-  (13 -> 39 on one seed, 21 -> 36 on another): taking them as levels (each at least 1.5
-  times the one above; an exploratory run) gave a first finer level of 21, 40 and 24
-  clusters on 20 Newsgroups seeds 0-2 at NMI 0.624, 0.603, 0.624, where doubling gives
-  19, 18, 20 clusters at 0.624, 0.627, 0.630 (``scripts/bench_map.py tree levels``).
+  density structure goes; taking its own uneven intermediate counts as levels scored
+  lower and varied more between seeds (``scripts/bench_map.py tree levels``).
 * **Where the finer clusters are**: each cluster of the level above is split by k-means
   in the 5-d clustering layout, restricted to its own documents (so every child lies in
   exactly one parent), into a number of children proportional to its size
   (``round(T * size / clustered)`` for a level of ``T`` clusters, at least 1, children of
-  at least ``min_child`` documents). On 20 Newsgroups test (seeds 0-2) the first finer
-  level (18-20 clusters) scored NMI 0.624-0.630 where nesting HDBSCAN's own finer
-  clustering (the grid candidate of the nearest count, its noise given to the nearest
-  cluster in the same parent) scored 0.573-0.618, and on AG News 0.476-0.534 against
-  0.397 (``scripts/bench_map.py tree levels``). Exploratory runs on the same layouts
-  (not in the bench) also scored re-running automatic HDBSCAN inside each cluster lower
-  (0.59-0.60 with 34-46 clusters), and k-means on the raw embeddings inside each cluster
-  (0.61-0.63 at 16-17 clusters, against 0.63-0.64 on the layout).
+  at least ``min_child`` documents). It scored higher NMI than nesting HDBSCAN's own finer
+  clusterings on 20 Newsgroups and AG News (``scripts/bench_map.py tree levels``; exploratory
+  runs of HDBSCAN inside each cluster, or k-means on the raw embeddings, scored lower too).
 * Outliers (-1) of the top level stay -1 at every level; with ``assign_outliers`` there
   are none. ``levels=N`` forces N levels, doubling without the grid's limit (fewer when
   the collection cannot be split that far: a level must differ from its parent, and a
