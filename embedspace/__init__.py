@@ -52,6 +52,7 @@ from embedspace.analysis import (
     compare_sets,
     drop_duplicates,
     find_duplicates,
+    map_and_score,
     outlier_scores,
 )
 from embedspace.embeddingset import EmbeddingSet, ModelIdentity
@@ -77,7 +78,7 @@ from embedspace.relations import TermSpace, load_vocabulary, read_word_vectors
 from embedspace.search import Index, build_index, load_index
 from embedspace.sources import read
 
-map = map_collection  # es.map(space, seed=0)
+map = map_and_score  # es.map(space, seed=0): the map with outlier and duplicate columns, as `embedspace map`
 
 def __getattr__(name):
     # ``es.vae`` (the text VAE) is imported on first use: it needs torch.
@@ -124,6 +125,7 @@ __all__ = [
     "load_index",
     "load_vocabulary",
     "map",
+    "map_and_score",
     "map_collection",
     "outlier_scores",
     "compare_sets",

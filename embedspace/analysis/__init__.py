@@ -26,13 +26,14 @@ from embedspace.analysis.duplicates import (
     normalize_text,
     resolve_threshold,
 )
-from embedspace.analysis.map_columns import ANALYSIS_COLUMNS, add_map_columns
+from embedspace.analysis.map_columns import ANALYSIS_COLUMNS, add_map_columns, map_and_score
 from embedspace.analysis.outliers import DEFAULT_K, DEFAULT_METHOD, METHODS, outlier_scores
 
 __all__ = [
     "ALPHA",
     "ANALYSIS_COLUMNS",
     "add_map_columns",
+    "map_and_score",
     "COMPARE_FORMAT",
     "DEFAULT_TEST",
     "GroupComparison",

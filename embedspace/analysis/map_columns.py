@@ -1,5 +1,8 @@
 """The analysis columns of a map: ``outlier_score`` from the default outlier method, ``glosh``, ``duplicate_group``.
 
+:func:`map_and_score` is ``embedspace.map``: the map of :func:`embedspace.mapping.map_collection`
+with these columns, the same table ``embedspace map`` writes.
+
 The map (:mod:`embedspace.mapping`) fills ``outlier_score`` with HDBSCAN's GLOSH score, the
 only one it can compute: mapping sits below analysis in the package's layers and may not
 call it. ``embedspace map`` then calls :func:`add_map_columns` here, one layer above, which
@@ -22,8 +25,9 @@ import numpy as np
 from embedspace.analysis.duplicates import THRESHOLD, duplicate_groups
 from embedspace.analysis.outliers import DEFAULT_METHOD, outlier_scores
 from embedspace.errors import InputError
+from embedspace.mapping import map_collection
 
-__all__ = ["ANALYSIS_COLUMNS", "add_map_columns"]
+__all__ = ["ANALYSIS_COLUMNS", "add_map_columns", "map_and_score"]
 
 ANALYSIS_COLUMNS = ("glosh", "duplicate_group")
 """Columns :func:`add_map_columns` adds (it also rewrites ``outlier_score``)."""
@@ -65,6 +69,43 @@ def add_map_columns(mapped, *, duplicates=THRESHOLD, method: str = DEFAULT_METHO
     groups = duplicate_groups(mapped, duplicates, progress=progress)
     return mapped.assign(glosh=table["outlier_score"].to_numpy(dtype=np.float32),
                          outlier_score=_rank_share(scores), duplicate_group=groups)
+
+
+def map_and_score(space, *, duplicates=THRESHOLD, outlier_method: str = DEFAULT_METHOD, progress: bool | None = None,
+                  **map_params):
+    """Map a collection and score it: ``embedspace.map``, the table ``embedspace map`` writes.
+
+    :func:`embedspace.mapping.map_collection` (layout, clusters, topic tree), then
+    :func:`add_map_columns`: ``outlier_score`` from ``outlier_method`` as a rank share in
+    [0, 1], HDBSCAN's GLOSH kept as ``glosh``, and ``duplicate_group``.
+
+    Parameters
+    ----------
+    space : EmbeddingSet, n rows
+        Embedded documents with a ``text`` column.
+    duplicates : str or float, default="near"
+        The rule of :func:`embedspace.analysis.duplicate_groups`.
+    outlier_method : str, default="contrast"
+        See :func:`embedspace.analysis.outlier_scores`.
+    progress : bool or None, default=None
+    **map_params
+        ``seed``, ``min_cluster_size``, ``k``, ``assign_outliers``, ``levels`` … of
+        :func:`embedspace.mapping.map_collection`.
+
+    Returns
+    -------
+    EmbeddingSet, n rows
+        ``space`` with ``x``, ``y``, ``cluster``, ``probability``, ``cluster_l0`` …
+        ``cluster_lN``, ``outlier_score``, ``glosh`` and ``duplicate_group``.
+
+    Examples
+    --------
+    >>> import embedspace as es  # doctest: +SKIP
+    >>> mapped = es.map(es.embed("corpus:20newsgroups"), seed=0)  # doctest: +SKIP
+    >>> mapped.table.nlargest(5, "outlier_score")[["text", "cluster"]]  # doctest: +SKIP
+    """
+    mapped = map_collection(space, progress=progress, **map_params)
+    return add_map_columns(mapped, duplicates=duplicates, method=outlier_method, progress=progress)
 
 
 def _rank_share(scores: np.ndarray) -> np.ndarray:

@@ -13,9 +13,13 @@ first; a label that would overlap one placed moves a step up, down or sideways, 
 skipped), each box shifted to lie wholly inside the canvas; the legend toggles clusters;
 a search box
 highlights documents whose text, or whose cluster's label or keywords, contain the
-query; clicking a point opens its text in a side panel; outliers are dimmed. The page
+query; clicking a point opens its text in a side panel; outliers are dimmed. The
+"unusual" button rings the documents with the highest ``outlier_score`` (the top 1%, at
+least 10 and at most 1,000: :func:`top_outliers`) and lists them, most unusual first;
+clicking one opens it. The page
 exposes ``window.embedspaceMap`` (``n``, ``drawn``, ``matches``, ``timings``,
-``labelBoxes``, ``canvasSize``, ``search(q)``, ``toggle(id)``) for tests and benchmarks.
+``labelBoxes``, ``canvasSize``, ``search(q)``, ``toggle(id)``, ``showOutliers(on)``,
+``outliersShown``) for tests and benchmarks.
 The page never scrolls sideways (checked at 1280x720 and 1400x900 by
 ``tests/mapping/test_map_browser.py``): long titles and texts wrap inside the side panel.
 Cluster colours are :func:`embedspace.mapping.plotting.cluster_colors`, as in ``map.png``,
@@ -50,12 +54,14 @@ import numpy as np
 
 from embedspace.mapping.plotting import NOISE_COLOR, _anchor, cluster_colors
 
-__all__ = ["page_data", "render_map_html", "write_map_html", "json_for_script", "text_limit"]
+__all__ = ["page_data", "render_map_html", "write_map_html", "json_for_script", "text_limit", "top_outliers"]
 
 #: Total characters of document text a page carries; spread over the documents.
 TEXT_BUDGET = 32_000_000
 MAX_TEXT_CHARS = 4_000
 MIN_TEXT_CHARS = 160
+#: Share of the documents the page's "unusual" button rings, and its bounds.
+OUTLIER_SHARE, MIN_OUTLIERS, MAX_OUTLIERS = 0.01, 10, 1_000
 
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
@@ -108,6 +114,28 @@ def _rounded(values: np.ndarray) -> list:
     return [as_number(v) if math.isfinite(v) else None for v in rounded]
 
 
+def top_outliers(scores) -> list[int]:
+    """Rows of the most unusual documents, most unusual first: the top 1% by score (at least 10, at most 1,000).
+
+    Parameters
+    ----------
+    scores : array-like of float, shape (n,)
+        ``outlier_score`` (higher = more unusual); NaN never counts.
+
+    Returns
+    -------
+    list of int
+        At most ``min(n, max(10, min(1000, ceil(0.01 n))))`` row numbers; ties keep row order.
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    count = min(int(np.isfinite(values).sum()),
+                max(MIN_OUTLIERS, min(MAX_OUTLIERS, math.ceil(OUTLIER_SHARE * len(values)))))
+    if count <= 0:
+        return []
+    order = np.argsort(-np.where(np.isfinite(values), values, -np.inf), kind="stable")
+    return [int(i) for i in order[:count]]
+
+
 def _tree_nodes(documents, tree, x, y, finite) -> tuple[list, list | None]:
     """Label anchors of the tree's finer levels, and each document's level-1 cluster (None without levels)."""
     if tree is None or "level" not in tree or tree["level"].max() < 1:
@@ -153,7 +181,8 @@ def page_data(documents, clusters, *, title: str = "embedspace map", colors: dic
         "clusters": [{"id", "label", "keywords", "size", "color", "x", "y"}],
         "tree": [{"level", "id", "parent", "label", "keywords", "size", "x", "y"}]}``; ``x``
         and ``y`` have length n (``null`` where not finite), ``text`` holds each
-        document's text capped at ``text_limit`` characters.
+        document's text capped at ``text_limit`` characters. With an ``outlier_score``
+        column, ``"outliers"`` lists :func:`top_outliers`.
     """
 
     n = len(documents)
@@ -187,7 +216,7 @@ def page_data(documents, clusters, *, title: str = "embedspace map", colors: dic
     }
     if level1 is not None:
         points["l1"] = level1
-    return {
+    data = {
         "title": str(title),
         "caption": str(caption),
         "n": int(n),
@@ -196,6 +225,9 @@ def page_data(documents, clusters, *, title: str = "embedspace map", colors: dic
         "clusters": cluster_rows,
         "tree": nodes,
     }
+    if "outlier_score" in documents.columns:
+        data["outliers"] = top_outliers(documents["outlier_score"].to_numpy())
+    return data
 
 
 def _template() -> str:

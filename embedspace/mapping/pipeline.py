@@ -1,6 +1,7 @@
 """The map pipeline as one call: choose the estimator for the collection's size, fit it, measure stability.
 
-:func:`map_collection` (``embedspace.map``) maps a collection with
+:func:`map_collection` (``embedspace.map_collection``; ``embedspace.map`` adds the outlier and
+duplicate columns of :mod:`embedspace.analysis`) maps a collection with
 :class:`~embedspace.mapping.mapper.CollectionMapper`, or, above ``sample_size`` rows or on
 Ray, with :class:`~embedspace.mapping.sampled.SampledMapper`; :func:`clustering_stability`
 reruns the clustering with several seeds.
@@ -134,13 +135,14 @@ def map_collection(space, *, seed: int = 0, min_cluster_size="auto", k: int | No
     -------
     EmbeddingSet
         ``space`` with columns ``x``, ``y`` (float32), ``cluster`` (int64, -1 = outlier,
-        0 = largest), ``probability`` and ``outlier_score`` (float32 in [0, 1]), and
+        0 = largest), ``probability`` and ``outlier_score`` (float32 in [0, 1]: HDBSCAN's GLOSH;
+        ``embedspace.map`` replaces it with the default outlier method's rank), and
         ``cluster_l0`` (= ``cluster``, the top) to ``cluster_lN`` (the finest level).
 
     Examples
     --------
     >>> import embedspace as es  # doctest: +SKIP
-    >>> mapped = es.map(es.embed("corpus:20newsgroups"), seed=0)  # doctest: +SKIP
+    >>> mapped = es.map_collection(es.embed("corpus:20newsgroups"), seed=0)  # doctest: +SKIP
     >>> mapped.table[["x", "y", "cluster"]].head()  # doctest: +SKIP
     """
     mapper = make_mapper(space, sample_size=sample_size, engine=engine, address=address, n_neighbors=n_neighbors,

@@ -272,3 +272,32 @@ def test_map_page_drills_down_the_topic_tree(browser, map_dir):
     assert page.evaluate("embedspaceMap.drawn") == before
     assert watch.errors == [] and all(url.startswith("file://") for url in watch.requests)
     page.close()
+
+
+def test_map_page_rings_the_most_unusual_documents(browser, map_dir):
+    """Issue 34: the "unusual" button rings the top outlier scores of documents.parquet (the map's default
+    outlier method), lists them most unusual first, and a listed document opens; a search turns it off."""
+    out, _ = map_dir
+    documents = pd.read_parquet(out / "documents.parquet")
+    assert {"glosh", "duplicate_group"} <= set(documents.columns), "es.map adds the analysis columns"
+    page, watch = _open(browser, out / "map.html")
+    _wait(page, "document.documentElement.dataset.ready === '1'", 20_000)
+    listed = page.evaluate("embedspaceMap.outliers")
+    scores = documents["outlier_score"].to_numpy()
+    assert len(listed) == 10 and list(scores[listed]) == sorted(scores[listed], reverse=True)
+    assert scores[listed].min() >= sorted(scores, reverse=True)[9], "the ten highest scores, most unusual first"
+    drawn = page.evaluate("embedspaceMap.drawn")
+    page.click("#unusual")
+    page.wait_for_timeout(80)
+    assert page.evaluate("embedspaceMap.outliersShown") == len(listed)
+    assert page.evaluate("embedspaceMap.drawn") == drawn, "ringing fades the rest, it hides nothing"
+    assert page.locator("#outlist .orow").count() == len(listed) and not page.locator("#legend").is_visible()
+    page.locator("#outlist .orow").first.click()
+    page.wait_for_timeout(80)
+    assert page.evaluate("embedspaceMap.selected") == listed[0]
+    assert page.locator("#docnote").inner_text().startswith("Unusual: number 1 of the 10")
+    page.fill("#search", "hockey")
+    _wait(page, "embedspaceMap.matches > 0", 5_000)
+    assert page.evaluate("embedspaceMap.outliersShown") == 0 and page.locator("#legend").is_visible()
+    assert watch.errors == [] and all(url.startswith("file://") for url in watch.requests)
+    page.close()

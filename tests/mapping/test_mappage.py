@@ -183,3 +183,21 @@ def test_the_template_ships_as_package_data():
 
     project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert "page_template.html" in project["tool"]["setuptools"]["package-data"]["embedspace.mapping"]
+
+
+def test_the_page_lists_the_top_one_percent_of_outlier_scores_most_unusual_first():
+    from embedspace.mapping.page import page_data, top_outliers
+
+    rng = np.random.default_rng(0)
+    scores = rng.random(5_000)
+    scores[[7, 70]] = [np.nan, 2.0]
+    listed = top_outliers(scores)
+    assert len(listed) == 50 and listed[0] == 70 and 7 not in listed
+    assert list(scores[listed]) == sorted(scores[listed], reverse=True)
+    assert scores[listed].min() >= np.sort(scores[np.isfinite(scores)])[-50]
+    assert len(top_outliers(np.ones(300))) == 10 and top_outliers(np.ones(300))[:3] == [0, 1, 2]  # ties keep row order
+    assert len(top_outliers(rng.random(200_000))) == 1_000 and len(top_outliers([0.1, np.nan])) == 1
+    documents, clusters = _tables()
+    assert "outliers" not in page_data(documents, clusters)
+    data = page_data(documents.assign(outlier_score=[0.1, 0.9, 0.2, 0.3, 0.8, 0.0]), clusters)
+    assert data["outliers"] == [1, 4, 3, 2, 0, 5]
