@@ -55,6 +55,7 @@ __all__ = [
     "PLATEAU_AGREEMENT",
     "KMEANS_RESTARTS",
     "kmeans_features",
+    "equal_weight_blocks",
     "relabel_by_size",
 ]
 
@@ -91,11 +92,27 @@ def kmeans_features(layout, vectors) -> np.ndarray:
     """
     unit = np.asarray(vectors, dtype=np.float64)
     unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
-    blocks = []
-    for block in (unit, np.asarray(layout, dtype=np.float64)):
-        centred = block - block.mean(axis=0)
-        blocks.append(centred / max(float(np.sqrt((centred ** 2).sum(axis=1).mean())), 1e-12))
-    return np.hstack(blocks)
+    return equal_weight_blocks([unit, layout])
+
+
+def equal_weight_blocks(blocks) -> np.ndarray:
+    """Blocks of features side by side, each centred and divided by the square root of its total variance.
+
+    Parameters
+    ----------
+    blocks : sequence of array-like of shape (n, d_i)
+
+    Returns
+    -------
+    ndarray of shape (n, sum of d_i), float64
+        Every block weighs the same in k-means' squared distances.
+    """
+    scaled = []
+    for block in blocks:
+        centred = np.asarray(block, dtype=np.float64)
+        centred = centred - centred.mean(axis=0)
+        scaled.append(centred / max(float(np.sqrt((centred ** 2).sum(axis=1).mean())), 1e-12))
+    return np.hstack(scaled)
 
 
 def auto_min_cluster_size(n: int, multiplier: float = 1.0) -> int:

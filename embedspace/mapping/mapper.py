@@ -45,7 +45,7 @@ from embedspace.errors import InputError
 from embedspace.mapping.clustering import Clusterer
 from embedspace.mapping.neighbors import knn_graph
 from embedspace.mapping.reduction import PCAReducer, UMAPReducer
-from embedspace.mapping.tree import build_levels, check_levels, level_columns
+from embedspace.mapping.tree import build_levels, check_levels, level_columns, split_features
 
 __all__ = [
     "CollectionMapper",
@@ -183,14 +183,16 @@ class CollectionMapper:
         )
         return self
 
-    def _fit_tree(self) -> None:
+    def _fit_tree(self, space) -> None:
         """The topic tree's levels from the clustering (see :mod:`embedspace.mapping.tree`)."""
         started = time.perf_counter()
         labels = self.clusterer_.labels_.astype(np.int64)
-        if getattr(self.clusterer_, "method_", "") == "hdbscan" or self.levels != "auto":
+        if self.levels != 1 and (getattr(self.clusterer_, "method_", "") == "hdbscan" or self.levels != "auto"):
             counts = [c["n_clusters"] for c in getattr(self.clusterer_, "candidates_", [])]
             min_child = max(5, int(self.clusterer_.min_cluster_size_) // 4)
-            self.levels_ = build_levels(self.cluster_embedding_, labels, candidate_counts=counts, levels=self.levels,
+            texts = space.table["text"].tolist() if "text" in space.table.columns else None
+            features = split_features(self.cluster_embedding_, texts, random_state=self.random_state)
+            self.levels_ = build_levels(features, labels, candidate_counts=counts, levels=self.levels,
                                         min_child=min_child, random_state=self.random_state)
         else:
             self.levels_ = [labels]
@@ -213,7 +215,7 @@ class CollectionMapper:
         self.clusterer_ = Clusterer(self.min_cluster_size, n_clusters=self.n_clusters,
                                     assign_outliers=self.assign_outliers, random_state=seed)
         self._timed("clusters", bar, self.clusterer_.fit, self.cluster_embedding_, vectors=vectors)
-        self._fit_tree()
+        self._fit_tree(space)
         if self.display:
             display = UMAPReducer(2, n_neighbors=self.n_neighbors, min_dist=DISPLAY_MIN_DIST, n_epochs=N_EPOCHS,
                                   init=_projection_2d(self.cluster_embedding_), random_state=seed)

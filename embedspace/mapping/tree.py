@@ -11,20 +11,28 @@ section bench_map_tree.py)
   (``levels="auto"``; at most ``MAX_LEVELS`` levels). The grid says how fine the data's
   density structure goes; taking its own uneven intermediate counts as levels scored
   lower and varied more between seeds (``scripts/bench_map.py tree levels``).
-* **Where the finer clusters are**: each cluster of the level above is split by k-means
-  in the 5-d clustering layout, restricted to its own documents (so every child lies in
-  exactly one parent), into a number of children proportional to its size
-  (``round(T * size / clustered)`` for a level of ``T`` clusters, at least 1, children of
-  at least ``min_child`` documents). It scored higher NMI than nesting HDBSCAN's own finer
-  clusterings on 20 Newsgroups and AG News (``scripts/bench_map.py tree levels``; exploratory
-  runs of HDBSCAN inside each cluster, or k-means on the raw embeddings, scored lower too).
+* **Where the finer clusters are**: each cluster of the level above is split by k-means,
+  restricted to its own documents (so every child lies in exactly one parent), into a
+  number of children proportional to its size (``round(T * size / clustered)`` for a
+  level of ``T`` clusters, at least 1, children of at least ``min_child`` documents), in
+  :func:`split_features`: the 5-d clustering layout beside a block of the documents'
+  words (TF-IDF of their first ``TEXT_CHARS`` characters, reduced by truncated SVD to
+  ``TEXT_DIMENSIONS``), each block weighing the same. UMAP presses together topics
+  that share a vocabulary register (the five comp.* groups of 20 Newsgroups, one
+  cluster at the top); their words keep them apart. On 20 Newsgroups test (seeds 0-2)
+  the first finer level went from NMI 0.624-0.630 (the layout alone) to 0.643-0.659,
+  and AG News' levels did not lose; the layout with the embeddings (``--k``'s space),
+  bisecting, a Gaussian mixture, Ward, spectral clustering, or HDBSCAN's own finer
+  clusterings nested in the parents all stayed near 0.63-0.64
+  (``scripts/bench_map.py tree levels``; ``scripts/BENCHMARKS.md``, section
+  bench_map_tree.py).
 * Outliers (-1) of the top level stay -1 at every level; with ``assign_outliers`` there
   are none. ``levels=N`` forces N levels, doubling without the grid's limit (fewer when
   the collection cannot be split that far: a level must differ from its parent, and a
   child has at least ``min_child`` documents).
 
-Determinism: k-means runs with the map's seed, a fixed ``n_init`` and one thread, so the
-same seed gives the same tree in any process and thread count.
+Determinism: the SVD and k-means run with the map's seed, a fixed ``n_init`` and one
+thread, so the same seed gives the same tree in any process and thread count.
 """
 
 from __future__ import annotations
@@ -32,13 +40,15 @@ from __future__ import annotations
 import numpy as np
 
 from embedspace.errors import InputError
-from embedspace.mapping.clustering import relabel_by_size
+from embedspace.mapping.clustering import equal_weight_blocks, relabel_by_size
+from embedspace.mapping.labels import _TOKEN_PATTERN, NEWS_STOP_WORDS, keyword_text
 
 __all__ = [
     "build_levels",
     "check_levels",
     "level_columns",
     "level_parents",
+    "split_features",
     "LEVEL_GROWTH",
     "MAX_LEVELS",
 ]
@@ -48,6 +58,12 @@ LEVEL_GROWTH = 2.0
 # At most this many levels with levels="auto" (and with levels=N).
 MAX_LEVELS = 4
 _KMEANS_RESTARTS = 4
+# The words block of the split features: TF-IDF of each document's first TEXT_CHARS
+# characters (as keywords see them), its TEXT_TERMS commonest words, reduced to
+# TEXT_DIMENSIONS by truncated SVD (see the module notes).
+TEXT_CHARS = 2000
+TEXT_TERMS = 20000
+TEXT_DIMENSIONS = 50
 
 
 def check_levels(levels) -> None:
@@ -76,6 +92,59 @@ def _level_targets(top_count: int, candidate_counts: list[int], levels) -> list[
     return targets
 
 
+def split_features(layout, texts=None, *, random_state: int = 0) -> np.ndarray:
+    """The space the finer levels are split in: the clustering layout beside the documents' words.
+
+    Parameters
+    ----------
+    layout : array-like of shape (n, d_layout)
+        The clustering layout.
+    texts : sequence of str of length n, optional
+        The documents: a TF-IDF block of their words (the first ``TEXT_CHARS``
+        characters that keywords are counted on, :func:`embedspace.mapping.labels.keyword_text`;
+        the ``TEXT_TERMS`` commonest words), reduced by truncated SVD to
+        ``TEXT_DIMENSIONS`` and each row normalised. Left out when no word survives.
+    random_state : int, default=0
+        Seed of the randomized SVD.
+
+    Returns
+    -------
+    ndarray of shape (n, d_layout + d_text), float64
+        The blocks side by side, each centred and scaled to a total variance of 1
+        (:func:`embedspace.mapping.clustering.equal_weight_blocks`), so layout and words
+        weigh the same in k-means.
+    """
+    blocks = [np.asarray(layout, dtype=np.float64)]
+    if texts is not None:
+        words = _text_block(texts, random_state)
+        if words is not None:
+            blocks.append(words)
+    return equal_weight_blocks(blocks)
+
+
+def _text_block(texts, random_state: int):
+    """Unit rows of the truncated SVD of the documents' TF-IDF; None when too few words survive."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+    from threadpoolctl import threadpool_limits
+
+    cut = [keyword_text(str(t)[: 3 * TEXT_CHARS])[:TEXT_CHARS] for t in texts]
+    vectorizer = TfidfVectorizer(min_df=2 if len(cut) >= 20 else 1, max_df=0.4 if len(cut) >= 50 else 1.0,
+                                 stop_words=sorted(ENGLISH_STOP_WORDS | NEWS_STOP_WORDS), token_pattern=_TOKEN_PATTERN,
+                                 sublinear_tf=True, max_features=TEXT_TERMS, dtype=np.float32)
+    try:
+        weights = vectorizer.fit_transform(cut)
+    except ValueError:  # no word survived
+        return None
+    dimensions = min(TEXT_DIMENSIONS, weights.shape[1] - 1, len(cut) - 1)
+    if dimensions < 2:
+        return None
+    with threadpool_limits(1):
+        reduced = TruncatedSVD(dimensions, algorithm="randomized", n_iter=3,
+                               random_state=random_state).fit_transform(weights)
+    return reduced / np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)
+
+
 def _split_level(X: np.ndarray, parent: np.ndarray, target: int, min_child: int, seed: int) -> np.ndarray:
     """Split each cluster of ``parent`` by k-means in ``X`` into children proportional to its size."""
     from sklearn.cluster import KMeans
@@ -83,11 +152,12 @@ def _split_level(X: np.ndarray, parent: np.ndarray, target: int, min_child: int,
 
     out = np.full(parent.shape, -1, dtype=np.int64)
     clustered = max(int((parent >= 0).sum()), 1)
+    probe = np.random.default_rng(0).standard_normal(X.shape[1])
     next_id = 0
     for p in np.unique(parent[parent >= 0]):
         members = np.flatnonzero(parent == p)
         k = int(min(max(1, round(target * len(members) / clustered)), len(members) // max(min_child, 1)))
-        distinct = len(np.unique(X[members].round(6), axis=0))
+        distinct = len(np.unique((X[members] @ probe).round(9)))  # distinct rows, almost surely
         k = max(1, min(k, distinct))
         if k > 1:
             with threadpool_limits(1):
@@ -107,7 +177,8 @@ def build_levels(X, top_labels, *, candidate_counts=(), levels="auto", min_child
     Parameters
     ----------
     X : array-like of shape (n, d)
-        The clustering layout.
+        The space clusters are split in: :func:`split_features` (what
+        :class:`~embedspace.mapping.mapper.CollectionMapper` passes), or the clustering layout.
     top_labels : array-like of shape (n,), int
         The map's clusters (-1 = outlier): level 0.
     candidate_counts : sequence of int

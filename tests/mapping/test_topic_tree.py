@@ -108,13 +108,15 @@ def test_npmi_matches_a_direct_count():
 def test_same_seed_same_tree_on_any_thread_count(tree_mapper):
     from threadpoolctl import threadpool_limits
 
-    from embedspace.mapping import build_levels
+    from embedspace.mapping import build_levels, split_features
 
-    levels = _levels(tree_mapper.space_.table)
+    table = tree_mapper.space_.table
+    levels = _levels(table)
     layout, top = tree_mapper.cluster_embedding_, levels[0]
     for threads in (1, 2):
         with threadpool_limits(threads):
-            again = build_levels(layout, top, levels=3, min_child=max(5, tree_mapper.clusterer_.min_cluster_size_ // 4),
+            features = split_features(layout, table["text"].tolist(), random_state=0)
+            again = build_levels(features, top, levels=3, min_child=max(5, tree_mapper.clusterer_.min_cluster_size_ // 4),
                                  random_state=0)
         assert all(np.array_equal(a, b) for a, b in zip(again, levels)) and len(again) == len(levels)
 
