@@ -36,8 +36,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO))
 
-import embedspace as es
 from _bench_machine import cpu_name
+
+import embedspace as es
 from embedspace.analysis.compare_stats import (
     knn_two_sample_test,
     linear_two_sample_test,
@@ -88,6 +89,9 @@ def calibration(space, test, labels, seeds: int, args) -> list[dict]:
             row["compare_p"] = result.metrics["p_value"]
             row["p_regions"] = result.metrics["global_test"]["parts"]["regions"]["p_value"]
             row["n_significant"] = result.metrics["n_significant"]
+            row["n_pockets"] = result.metrics["n_pockets"]
+            row["largest_core"] = result.metrics["pockets"]["largest_core"]
+            row["timings"] = result.metrics["timings"]
             row["n_regions"] = result.metrics["n_regions"]
             row["min_q"] = float(result.regions["q_value"].min())
         rows.append(row)
@@ -131,13 +135,14 @@ def top_region(space, a, b, group: str, n_g: int, seed: int) -> dict:
     out = {"compare_p": result.metrics["p_value"], "n_significant": result.metrics["n_significant"],
            "p_knn_map": result.metrics["global_test"]["parts"]["knn"]["p_value"],
            "p_regions": result.metrics["global_test"]["parts"]["regions"]["p_value"],
-           "compare_seconds": result.metrics["timings"]["total"]}
+           "compare_seconds": result.metrics["timings"]["total"], "timings": result.metrics["timings"]}
     if len(over) == 0:
         return {**out, "purity": 0.0, "coverage": 0.0}
-    members = table["cluster"].to_numpy() == over.iloc[0]["cluster"]
+    members = result.members(over.iloc[0]["cluster"])
     injected = (table["label"].to_numpy() == group) & (table["source"].to_numpy() == "B")
     return {**out, "purity": float((table["label"].to_numpy()[members] == group).mean()),
-            "coverage": float((members & injected).sum() / n_g), "top_label": over.iloc[0]["label"]}
+            "coverage": float((members & injected).sum() / n_g), "top_label": over.iloc[0]["label"],
+            "top_kind": over.iloc[0]["kind"], "n_pockets": result.metrics["n_pockets"]}
 
 
 def speed(space, test, labels, args) -> list[dict]:
@@ -149,9 +154,10 @@ def speed(space, test, labels, args) -> list[dict]:
         es.map(union, seed=seed, progress=False)
         t_map = time.perf_counter() - clock
         clock = time.perf_counter()
-        es.compare_sets(space.select(a), space.select(b), seed=seed, progress=False)
+        result = es.compare_sets(space.select(a), space.select(b), seed=seed, progress=False)
         t_cmp = time.perf_counter() - clock
-        rows.append({"seed": seed, "map_s": t_map, "compare_s": t_cmp, "ratio": t_cmp / t_map})
+        rows.append({"seed": seed, "map_s": t_map, "compare_s": t_cmp, "ratio": t_cmp / t_map,
+                     "compare_timings": result.metrics["timings"]})
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -232,8 +238,9 @@ def report_calibration(rows) -> None:
               f"{np.mean([r['compare_p'] for r in rows]):.3f} | |")
     if "n_significant" in rows[0]:
         clean = sum(r["n_significant"] == 0 for r in rows)
-        print(f"\nsplits with no region at q < 0.05: {clean} of {n} "
-              f"(smallest q over all splits: {min(r['min_q'] for r in rows):.3f})")
+        print(f"\nsplits with no region at q < 0.05 (pockets: family-wise p < 0.05): {clean} of {n} "
+              f"(smallest q over all splits: {min(r['min_q'] for r in rows):.3f}); splits with a pocket: "
+              f"{sum(r.get('n_pockets', 0) > 0 for r in rows)} of {n}")
 
 
 def report_power(rows) -> None:

@@ -10,7 +10,6 @@ as the map page's (``<``, ``>``, ``&``, U+2028/9 as ``\\u`` escapes).
 from __future__ import annotations
 
 import contextlib
-
 import json
 import math
 
@@ -71,10 +70,9 @@ def plot_comparison(result, path, *, dpi: int = 130, size_inches: float = 10.0, 
     order = np.random.default_rng(0).permutation(len(x))  # neither set hides the other
     colors = np.where(is_b[order], _COLORS["B"], _COLORS["A"])
     ax.scatter(x[order], y[order], s=marker, c=colors, linewidths=0, alpha=0.5, rasterized=True)
-    clusters = table["cluster"].to_numpy()
     marked = result.regions[result.regions["significant"]].head(max_marked)
     for region in marked.itertuples():
-        members = clusters == region.cluster
+        members = result.members(region.cluster)
         cx, cy = float(np.median(x[members])), float(np.median(y[members]))
         color = _COLORS["more"] if region.log2_ratio > 0 else _COLORS["less"]
         sign = "+" if region.log2_ratio > 0 else "−"
@@ -95,6 +93,15 @@ def plot_comparison(result, path, *, dpi: int = 130, size_inches: float = 10.0, 
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
 
 
+def _region_of_row(table) -> np.ndarray:
+    """Each document's region for the page: its significant pocket if it is in one, else its map region."""
+    clusters = table["cluster"].to_numpy()
+    if "pocket" in table.columns:
+        pocket = table["pocket"].to_numpy()
+        clusters = np.where(pocket >= 0, pocket, clusters)
+    return clusters
+
+
 def _page_data(result) -> dict:
     table = result.space.table
     names = result.metrics["names"]
@@ -103,7 +110,7 @@ def _page_data(result) -> dict:
         rows = np.sort(np.random.default_rng(0).choice(len(rows), _PAGE_ROWS, replace=False))
     direction = dict(zip(result.regions["cluster"], result.regions["direction"]))
     label = dict(zip(result.regions["cluster"], result.regions["label"]))
-    clusters = table["cluster"].to_numpy()
+    clusters = _region_of_row(table)
     return {
         "names": names,
         "x": [round(float(v), 4) for v in table["x"].to_numpy()[rows]],

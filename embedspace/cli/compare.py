@@ -58,7 +58,9 @@ def _register_sets(verbs) -> None:
             "Map A and B together (one kNN graph) and test whether they come from one distribution: the default "
             f"'{DEFAULT_TEST}' test combines (Bonferroni) a classifier two-sample test on the map's neighbour graph and "
             "a test of the smallest per-region p-value, both with permutation p-values. Then, per region of the map, the share of A and of B, a two-sided Fisher exact test and "
-            "Benjamini-Hochberg q-values; regions with q < --alpha are ranked by effect size. Every document of B gets "
+            "Benjamini-Hochberg q-values; regions with q < --alpha are ranked by effect size. Before them come the "
+            "pockets: places in the neighbour graph where documents of one set have few neighbours from the other, "
+            "each with a family-wise permutation p-value (kind 'pocket'). Every document of B gets "
             "a novelty score against A (1.0 = as close to A as A's own documents are). -o DIR gets regions.csv, "
             "documents.parquet (with a source column), compare.png, compare.html and metrics.json. --json prints "
             "{\"p_value\", \"statistic\", \"auroc\", \"regions\": [{\"cluster\", \"label\", \"share_a\", \"share_b\", "
@@ -134,10 +136,10 @@ def _run_sets(args) -> int:
     print(f"A: {m['n_a']:,} documents, B: {m['n_b']:,}; {m['test']} test: p = {m['p_value']:.4g}, "
           f"AUROC = {m['auroc'] if m['auroc'] is None else round(m['auroc'], 4)}, statistic = {m['statistic']:.2f}")
     significant = result.regions[result.regions["significant"]].head(args.top)
-    print(f"{m['n_significant']} of {m['n_regions']} regions differ at q < {m['alpha']}"
-          + (":" if len(significant) else ""))
+    print(f"{m['n_significant'] - m['n_pockets']} of {m['n_regions']} map regions differ at q < {m['alpha']}, "
+          f"and {m['n_pockets']} pockets at family-wise p < {m['alpha']}" + (":" if len(significant) else ""))
     if len(significant):
-        shown = significant[["cluster", "label", "n_a", "n_b", "share_a", "share_b", "q_value", "direction"]].copy()
+        shown = significant[["cluster", "kind", "label", "n_a", "n_b", "share_a", "share_b", "q_value", "direction"]].copy()
         for column in ("share_a", "share_b"):
             shown[column] = shown[column].map(lambda v: f"{v:.1%}")
         shown["q_value"] = shown["q_value"].map(lambda v: f"{v:.2g}")

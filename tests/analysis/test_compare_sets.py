@@ -40,12 +40,14 @@ def injected(posts):
 def test_injected_topic_is_detected_located_and_novel(injected):
     a, b, result = injected
     assert result.metrics["p_value"] < 0.01 and result.metrics["auroc"] > 0.5
-    top = result.regions.iloc[0]
-    assert top["significant"] and top["direction"] == "more in B" and top["q_value"] < 0.05
+    # B's top over-represented region is a pocket of the injected topic: pure, and holding most of it
+    top = result.regions[result.regions["direction"] == "more in B"].iloc[0]
+    assert top["significant"] and top["kind"] == "pocket" and top["q_value"] < 0.05
     table = result.space.table
-    members = table[table["cluster"] == top["cluster"]]
+    members = table[result.members(top["cluster"])]
     assert (members["label"] == "sci.space").mean() >= 0.8
     assert ((members["label"] == "sci.space") & (members["source"] == "B")).sum() >= 0.7 * 60
+    assert (table["pocket"] == top["cluster"]).sum() == top["n_a"] + top["n_b"]
     # novelty: defined on B only, and the injected posts rank first
     from sklearn.metrics import roc_auc_score
 

@@ -1,0 +1,64 @@
+"""Pockets (analysis/compare_pockets.py): a planted pocket is found, pure and whole; a random split gives none."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from embedspace.analysis.compare_pockets import (
+    find_pockets,
+    neighbours_without_self,
+    smoothed_share,
+)
+from embedspace.errors import InputError
+from embedspace.mapping import knn_graph
+
+
+def _blobs(n_per_blob: int, centres: np.ndarray, rng) -> np.ndarray:
+    return np.vstack([c + 0.35 * rng.normal(size=(n_per_blob, centres.shape[1])) for c in centres])
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """A: 12 shared topics; B: the same 12 topics and a 13th (5% of B, 2.5% of the union) that A lacks."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(13, 24))
+    a = _blobs(100, centres[:12], rng)
+    b = np.vstack([_blobs(95, centres[:12], rng)[:1140], _blobs(60, centres[12:], rng)])
+    vectors = np.vstack([a, b]).astype(np.float32)
+    source = np.r_[np.zeros(len(a), bool), np.ones(len(b), bool)]
+    planted = np.r_[np.zeros(len(vectors) - 60, bool), np.ones(60, bool)]
+    return knn_graph(vectors, k=15).indices, source, planted
+
+
+def test_planted_pocket_is_found_pure_and_whole(planted):
+    indices, source, injected = planted
+    found = find_pockets(indices, source, permutations=200, seed=0)
+    top = found["pockets"][0]
+    assert top["side"] == "B" and top["significant"] and top["p_value"] < 0.01
+    members = top["members"]
+    assert injected[members].mean() >= 0.9  # purity
+    assert injected[members].sum() >= 0.8 * injected.sum()  # coverage
+    assert not any(p["significant"] for p in found["pockets"][1:])
+    again = find_pockets(indices, source, permutations=200, seed=0)
+    assert np.array_equal(again["pockets"][0]["members"], members) and np.array_equal(again["null_max"], found["null_max"])
+
+
+def test_random_split_gives_no_significant_pocket():
+    for seed in range(3):
+        rng = np.random.default_rng(10 + seed)
+        vectors = _blobs(100, rng.normal(size=(12, 24)), rng).astype(np.float32)
+        source = rng.permutation(np.arange(len(vectors)) % 2 == 1)
+        found = find_pockets(knn_graph(vectors, k=15).indices, source, permutations=200, seed=seed)
+        assert not any(p["significant"] for p in found["pockets"])
+
+
+def test_shares_and_bad_input():
+    indices = np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0], [0, 1, 2]])
+    neighbours = neighbours_without_self(indices)
+    assert neighbours.tolist() == [[1, 2], [0, 2], [1, 0], [0, 1]]  # row 3 lacks itself: its last neighbour goes
+    share = smoothed_share(neighbours, np.array([True, True, False, False]))
+    assert share.shape == (4,) and 0 <= share.min() <= share.max() <= 1
+    with pytest.raises(InputError, match="rows"):
+        find_pockets(indices, np.ones(3, bool))
+    assert find_pockets(indices, np.ones(4, bool))["pockets"] == []
