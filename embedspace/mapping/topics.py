@@ -64,8 +64,11 @@ __all__ = ["topic_tree", "rerank_keywords", "RERANK_CANDIDATES", "COHERENT_CANDI
 # metrics.json's NPMI is counted over at most this many documents (a seeded sample).
 NPMI_DOCUMENTS = 2000
 # Finer levels' keywords are counted on about this many documents in all (the most central
-# of each finest cluster, at least 20 and at most MAX_KEYWORD_DOCUMENTS each).
-TREE_KEYWORD_DOCUMENTS = 3000
+# of each finest cluster, at least 20 and at most MAX_KEYWORD_DOCUMENTS each). 2,000 rather
+# than 3,000 keeps the tree within its time budget since the levels count words too (0.35 CPU
+# s less on 20 Newsgroups test; the first finer level's NPMI 0.45-0.50 against 0.48-0.50;
+# scripts/bench_map.py tree overhead and tree levels).
+TREE_KEYWORD_DOCUMENTS = 2000
 # keywords="embedding" re-ranks this many c-TF-IDF candidates per cluster (30 scored a higher
 # NPMI than 15 at levels 0 and 2 and lower at 1 and 3 on 20 Newsgroups; scripts/bench_map.py
 # tree keywords).

@@ -57,13 +57,15 @@ __all__ = [
 LEVEL_GROWTH = 2.0
 # At most this many levels with levels="auto" (and with levels=N).
 MAX_LEVELS = 4
-_KMEANS_RESTARTS = 4
+# k-means starts per split (2 scored as 4 on 20 Newsgroups and AG News and cost 0.1 s less).
+_KMEANS_RESTARTS = 2
 # The words block of the split features: TF-IDF of each document's first TEXT_CHARS
 # characters (as keywords see them), its TEXT_TERMS commonest words, reduced to
 # TEXT_DIMENSIONS by truncated SVD (see the module notes).
 TEXT_CHARS = 2000
 TEXT_TERMS = 20000
 TEXT_DIMENSIONS = 50
+_HEADER_CHARS = 1000  # read this much more, for the header lines keyword_text drops
 
 
 def check_levels(levels) -> None:
@@ -128,7 +130,7 @@ def _text_block(texts, random_state: int):
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
     from threadpoolctl import threadpool_limits
 
-    cut = [keyword_text(str(t)[: 3 * TEXT_CHARS])[:TEXT_CHARS] for t in texts]
+    cut = [keyword_text(str(t)[: TEXT_CHARS + _HEADER_CHARS])[:TEXT_CHARS] for t in texts]
     vectorizer = TfidfVectorizer(min_df=2 if len(cut) >= 20 else 1, max_df=0.4 if len(cut) >= 50 else 1.0,
                                  stop_words=sorted(ENGLISH_STOP_WORDS | NEWS_STOP_WORDS), token_pattern=_TOKEN_PATTERN,
                                  sublinear_tf=True, max_features=TEXT_TERMS, dtype=np.float32)
