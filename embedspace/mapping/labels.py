@@ -24,7 +24,7 @@ import numpy as np
 
 from embedspace.errors import InputError
 
-__all__ = ["describe", "class_tfidf_keywords", "keyword_text", "short_label", "term_counts", "NOISE_LABEL"]
+__all__ = ["describe", "class_tfidf_keywords", "keyword_text", "without_headers", "short_label", "term_counts", "NOISE_LABEL"]
 
 NOISE_LABEL = "(unclustered)"
 # Documents are cut to this many characters for keyword counting: the head of a long
@@ -59,6 +59,19 @@ _URL = re.compile(r"(?:https?://|www\.)\S+")
 _HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,40}:[ \t]")
 
 
+def without_headers(text: str) -> str:
+    """``text`` without a leading block of two or more ``Name: value`` header lines (e-mail,
+    Usenet), except for the ``Subject:`` text."""
+    lines = str(text).split("\n")
+    end = 0
+    while end < len(lines) and _HEADER_LINE.match(lines[end]):
+        end += 1
+    if end < 2:
+        return str(text)
+    subjects = [line.split(":", 1)[1] for line in lines[:end] if line.lower().startswith("subject:")]
+    return "\n".join(subjects + lines[end:])
+
+
 def keyword_text(text: str) -> str:
     """The part of a document that keywords are counted on.
 
@@ -66,14 +79,7 @@ def keyword_text(text: str) -> str:
     header lines (e-mail, Usenet) is dropped except for the ``Subject:`` text; e-mail
     addresses and URLs are removed. The embeddings are not affected.
     """
-    text = str(text)[:_MAX_CHARS]
-    lines = text.split("\n")
-    end = 0
-    while end < len(lines) and _HEADER_LINE.match(lines[end]):
-        end += 1
-    if end >= 2:
-        subjects = [line.split(":", 1)[1] for line in lines[:end] if line.lower().startswith("subject:")]
-        text = "\n".join(subjects + lines[end:])
+    text = without_headers(str(text)[:_MAX_CHARS])
     if "@" in text:
         text = _EMAIL.sub(" ", text)
     if "www." in text or "://" in text:

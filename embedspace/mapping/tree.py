@@ -41,7 +41,7 @@ import numpy as np
 
 from embedspace.errors import InputError
 from embedspace.mapping.clustering import equal_weight_blocks, relabel_by_size
-from embedspace.mapping.labels import _TOKEN_PATTERN, NEWS_STOP_WORDS, keyword_text
+from embedspace.mapping.labels import _TOKEN_PATTERN, NEWS_STOP_WORDS, without_headers
 
 __all__ = [
     "build_levels",
@@ -60,12 +60,12 @@ MAX_LEVELS = 4
 # k-means starts per split (2 scored as 4 on 20 Newsgroups and AG News and cost 0.1 s less).
 _KMEANS_RESTARTS = 2
 # The words block of the split features: TF-IDF of each document's first TEXT_CHARS
-# characters (as keywords see them), its TEXT_TERMS commonest words, reduced to
+# characters after a leading header block, its TEXT_TERMS commonest words, reduced to
 # TEXT_DIMENSIONS by truncated SVD (see the module notes).
 TEXT_CHARS = 2000
 TEXT_TERMS = 20000
 TEXT_DIMENSIONS = 50
-_HEADER_CHARS = 1000  # read this much more, for the header lines keyword_text drops
+_HEADER_CHARS = 1000  # read this much more, for the header lines without_headers drops
 
 
 def check_levels(levels) -> None:
@@ -103,9 +103,11 @@ def split_features(layout, texts=None, *, random_state: int = 0) -> np.ndarray:
         The clustering layout.
     texts : sequence of str of length n, optional
         The documents: a TF-IDF block of their words (the first ``TEXT_CHARS``
-        characters that keywords are counted on, :func:`embedspace.mapping.labels.keyword_text`;
-        the ``TEXT_TERMS`` commonest words), reduced by truncated SVD to
-        ``TEXT_DIMENSIONS`` and each row normalised. Left out when no word survives.
+        characters after a leading e-mail/Usenet header block,
+        :func:`embedspace.mapping.labels.without_headers`; words as keywords tokenise
+        them, the ``TEXT_TERMS`` commonest in 2 documents to 40% of them), reduced by
+        truncated SVD to ``TEXT_DIMENSIONS`` and each row normalised. Left out when no
+        word survives.
     random_state : int, default=0
         Seed of the randomized SVD.
 
@@ -130,7 +132,7 @@ def _text_block(texts, random_state: int):
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
     from threadpoolctl import threadpool_limits
 
-    cut = [keyword_text(str(t)[: TEXT_CHARS + _HEADER_CHARS])[:TEXT_CHARS] for t in texts]
+    cut = [without_headers(str(t)[: TEXT_CHARS + _HEADER_CHARS])[:TEXT_CHARS] for t in texts]
     vectorizer = TfidfVectorizer(min_df=2 if len(cut) >= 20 else 1, max_df=0.4 if len(cut) >= 50 else 1.0,
                                  stop_words=sorted(ENGLISH_STOP_WORDS | NEWS_STOP_WORDS), token_pattern=_TOKEN_PATTERN,
                                  sublinear_tf=True, max_features=TEXT_TERMS, dtype=np.float32)
