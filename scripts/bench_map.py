@@ -27,7 +27,7 @@ Five modes::
         reported: on a shared machine the CPU ratio is the steadier one.
         Needs the bench extra: pip install -e '.[bench]'.
 
-    python scripts/bench_map.py tree levels|overhead|bertopic|page [options]
+    python scripts/bench_map.py tree levels|overhead|bertopic|page|keywords|names [options]
         The topic tree (issue 32): runs ``scripts/bench_map_tree.py`` (modes and columns in its
         notes) with the options given after ``tree``.
 

@@ -12,6 +12,9 @@ Run through ``python scripts/bench_map.py tree [options]`` (or directly)::
                --levels auto, twice each, alternating: wall and CPU seconds.
     page       map.html at 200,000 synthetic points (scripts/bench_mappage.py's layout and timing) without
                and with a 3-level tree, alternately: time until interactive, redraw, browser CPU.
+    names      20 Newsgroups test and AG News test, seeds 0-2: mean NPMI of every level's top 10 keywords,
+               c-TF-IDF alone against the default (a finer level's keywords chosen for coherence among its
+               30 best c-TF-IDF terms), and the CPU seconds of es.topic_tree with each.
     keywords   20 Newsgroups test, seed 0: mean NPMI of every level's top 10 keywords, c-TF-IDF against
                re-ranking its 15 or 30 best terms by the terms' embeddings (MMR lambda 0.5, 0.7, none).
     bertopic   10,000 20 Newsgroups posts (all splits, sample seed 0), the same vectors for both:
@@ -255,6 +258,33 @@ def page(args) -> None:
               f"{med['redraw_ms']:.0f},{med['cpu_s']:.2f},{sum(len(r['errors']) for r in runs)}")
 
 
+def names(args) -> None:
+    """Mean NPMI of every level's top 10: the finer levels' coherent choice (the default) against c-TF-IDF alone."""
+    import embedspace.mapping.topics as topics
+    from embedspace.mapping import CollectionMapper, npmi_coherence, topic_tree
+
+    _, test20, ag = _sets(args)
+    print(f"# mean NPMI of the top-10 keywords per level, whole collection; CPU: {cpu_name()}")
+    print("corpus,seed,level,n_clusters,npmi_ctfidf,npmi_coherent,seconds_ctfidf,seconds_coherent")
+    default = topics.COHERENT_CANDIDATES
+    for name, space in (("20ng", test20), ("agnews", ag)):
+        for seed in args.seeds:
+            mapped = CollectionMapper(random_state=seed, progress=False, display=False).fit(space).space_
+            texts, scores, seconds = mapped.table["text"].tolist(), {}, {}
+            for rule, candidates in (("ctfidf", 0), ("coherent", default)):
+                topics.COHERENT_CANDIDATES = candidates
+                started = time.process_time()
+                tree = topic_tree(mapped)
+                seconds[rule] = time.process_time() - started
+                real = tree[tree["cluster"] >= 0]
+                scores[rule] = npmi_coherence(texts, real["keywords"].tolist(), groups=real["level"].tolist())["by_group"]
+            topics.COHERENT_CANDIDATES = default
+            for level in sorted(scores["ctfidf"]):
+                k = int((real["level"] == level).sum())
+                print(f"{name},{seed},{level},{k},{scores['ctfidf'][level]:.4f},{scores['coherent'][level]:.4f},"
+                      f"{seconds['ctfidf']:.2f},{seconds['coherent']:.2f}", flush=True)
+
+
 def keywords(args) -> None:
     """NPMI of each level's top 10 keywords: c-TF-IDF against re-ranking by the terms' embeddings (with MMR)."""
     import embedspace as es
@@ -300,7 +330,7 @@ def keywords(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("levels", "overhead", "bertopic", "page", "keywords"))
+    parser.add_argument("mode", choices=("levels", "overhead", "bertopic", "page", "keywords", "names"))
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--set20", default="/tmp/emb/20ng.set", help="saved set of the 20 Newsgroups posts (all splits)")
     parser.add_argument("--ag", default="/tmp/emb/agnews.set", help="saved set of AG News test")
@@ -308,7 +338,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("-n", type=int, default=10_000)
     args = parser.parse_args()
-    {"levels": levels, "overhead": overhead, "bertopic": bertopic, "page": page, "keywords": keywords}[args.mode](args)
+    {"levels": levels, "overhead": overhead, "bertopic": bertopic, "page": page, "keywords": keywords,
+     "names": names}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -108,17 +108,20 @@ def _cluster_rows(clusters) -> str:
     return "\n".join(rows)
 
 
-def _tree_tables(tree, level: int = 0, parent: int = -1) -> str:
+def _tree_tables(tree, level: int = 0, parent: int = -1, nodes=None) -> str:
     """The topic tree as nested tables: each cluster's row holds the table of its children."""
-    rows = tree[(tree["level"] == level) & (tree["cluster"] >= 0)]
-    if level > 0:
-        rows = rows[rows["parent"] == parent]
-    if not len(rows):
+    if nodes is None:  # {(level, parent): rows, largest first}, built once (filtering per node cost 0.2 s)
+        nodes = {}
+        real = tree[tree["cluster"] >= 0].sort_values(["size", "cluster"], ascending=[False, True], kind="stable")
+        for row in real.itertuples(index=False):
+            nodes.setdefault((int(row.level), int(row.parent) if int(row.level) > 0 else -1), []).append(row)
+    rows = nodes.get((level, parent), [])
+    if not rows:
         return ""
     body = []
-    for row in rows.sort_values(["size", "cluster"], ascending=[False, True], kind="stable").itertuples(index=False):
-        inner = _tree_tables(tree, level + 1, int(row.cluster))
-        parts = int(((tree["level"] == level + 1) & (tree["parent"] == row.cluster)).sum())
+    for row in rows:
+        inner = _tree_tables(tree, level + 1, int(row.cluster), nodes)
+        parts = len(nodes.get((level + 1, int(row.cluster)), []))
         children = f"<details><summary>{parts} parts</summary>{inner}</details>" if inner else ""
         body.append(f"<tr><td class=num>{level}.{int(row.cluster)}</td><td>{_e(row.label)}"
                     f"<div class=note>{_e(', '.join(map(str, list(row.keywords)[:6])))}</div>{children}</td>"

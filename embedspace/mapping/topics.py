@@ -13,11 +13,10 @@ Names at every level
   first and the other keywords are chosen greedily, each time the candidate with the
   highest mean NPMI with those already chosen (co-occurrence in the counted documents,
   no model): words that appear together in the cluster's documents rather than words
-  merely frequent in it ("people, don, think"). On 20 Newsgroups test (seeds 0-2) the
-  mean NPMI of the first finer level rose from 0.305-0.369 to 0.481-0.503 and on AG News
-  from 0.123-0.171 to 0.336-0.373
-  (``scripts/bench_map.py tree levels`` and ``tree bertopic``; ``scripts/BENCHMARKS.md``,
-  section bench_map_tree.py). Level 0 keeps ``describe``'s names. Siblings never share
+  merely frequent in it ("people, don, think"). It raised the mean NPMI of the first finer
+  level on 20 Newsgroups and AG News test (seeds 0-2) and took it past BERTopic's
+  (``scripts/bench_map.py tree names`` and ``tree bertopic``; figures in
+  ``scripts/BENCHMARKS.md``, section bench_map_tree.py). Level 0 keeps ``describe``'s names. Siblings never share
   their first keyword: in size order, each child's first keyword is its best one no
   larger sibling has taken first.
 * Three representative documents per cluster: the distinct texts nearest the cluster's
