@@ -6,8 +6,9 @@ Parts (``--part``; each prints markdown tables and saves its raw numbers as JSON
   k-NN test (our default), the linear classifier test and the MMD permutation baseline, and how
   many splits have a region with q < 0.05 (full ``es.compare_sets``).
 - ``power``: A = 3,000 random test posts without group G, B = 3,000 other posts of which x% are
-  posts of G; detection rate (p < 0.05) per cell for the three tests; at x = 5% also the full
-  ``compare_sets``: purity and coverage of B's top over-represented region.
+  posts of G; detection rate (p < 0.05) per cell for the three tests; at x = 5% (every cell with
+  --compare-all) also the full ``compare_sets``: purity and coverage of B's top over-represented
+  region (a pocket, ``analysis/compare_pockets.py``, or a map region), read with ``result.members``.
 - ``speed``: ``compare_sets`` on two 3,000-post sets against ``es.map`` of their union.
 - ``groups``: ``compare_groups --by label`` on the test split (is each group's own topic first
   in its column?), and a synthetic date column over 10 bins of 350 posts in which sci.space's
