@@ -137,7 +137,7 @@ def _run_sets(args) -> int:
           f"AUROC = {m['auroc'] if m['auroc'] is None else round(m['auroc'], 4)}, statistic = {m['statistic']:.2f}")
     significant = result.regions[result.regions["significant"]].head(args.top)
     print(f"{m['n_significant'] - m['n_pockets']} of {m['n_regions']} map regions differ at q < {m['alpha']}, "
-          f"and {m['n_pockets']} pockets at family-wise p < {m['alpha']}" + (":" if len(significant) else ""))
+          f"and {m['n_pockets']} pocket{'' if m['n_pockets'] == 1 else 's'} at family-wise p < {m['alpha']}" + (":" if len(significant) else ""))
     if len(significant):
         shown = significant[["cluster", "kind", "label", "n_a", "n_b", "share_a", "share_b", "q_value", "direction"]].copy()
         for column in ("share_a", "share_b"):
