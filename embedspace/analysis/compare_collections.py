@@ -24,8 +24,9 @@
    grid chose n // 200). Per region: the share of A and of B in it, a two-sided Fisher
    exact test, Benjamini-Hochberg q-values; regions with ``q < alpha`` are ranked by
    ``|log2(share_b / share_a)|``. Before them come the significant **pockets**
-   (:mod:`~embedspace.analysis.compare_pockets`): documents of one set whose neighbours on
-   the map's graph are far more often from that set than the pooled share predicts, joined
+   (:mod:`~embedspace.analysis.compare_pockets`): documents of one set whose neighbours (on
+   the map's graph joined with one by embedding and words) are far more often from that set
+   than the pooled share predicts, joined
    along the graph, each with a family-wise permutation p-value (``kind="pocket"``, ``q_value``
    = that p-value; a document's pocket is the ``pocket`` column). A map region is drawn
    without the sources, so a topic only B has shares one with its neighbour topic (20
@@ -51,7 +52,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from embedspace.analysis.compare_pockets import POCKET_PERMUTATIONS, find_pockets
+from embedspace.analysis.compare_pockets import POCKET_PERMUTATIONS, find_pockets, pocket_neighbours
 from embedspace.analysis.compare_stats import (
     TESTS,
     fisher_regions,
@@ -342,7 +343,8 @@ def compare_sets(a, b, *, test: str = DEFAULT_TEST, permutations: int = PERMUTAT
     result = _global_test(test, graph, union, is_b, regions, permutations, seed)
     timings["test"] = round(time.perf_counter() - clock, 3)
     clock = time.perf_counter()
-    found = find_pockets(graph.indices, is_b, permutations=pocket_permutations, alpha=alpha, seed=seed)
+    found = find_pockets(pocket_neighbours(graph.indices, union, seed=seed), is_b, permutations=pocket_permutations,
+                         alpha=alpha, seed=seed)
     timings["pockets"] = round(time.perf_counter() - clock, 3)
     clock = time.perf_counter()
     frame, pocket = _describe_regions(union, regions, is_b, alpha, n_examples, found["pockets"], seed)

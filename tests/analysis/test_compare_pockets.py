@@ -8,6 +8,7 @@ import pytest
 from embedspace.analysis.compare_pockets import (
     find_pockets,
     neighbours_without_self,
+    pocket_neighbours,
     smoothed_share,
 )
 from embedspace.errors import InputError
@@ -62,3 +63,20 @@ def test_shares_and_bad_input():
     with pytest.raises(InputError, match="rows"):
         find_pockets(indices, np.ones(3, bool))
     assert find_pockets(indices, np.ones(4, bool))["pockets"] == []
+
+
+def test_pocket_graph_keeps_the_maps_neighbours_and_adds_as_many_by_embedding_and_words():
+    from helpers import short_posts
+
+    import embedspace as es
+
+    texts = short_posts(es.read("corpus:20newsgroups").head(120))[["text"]]
+    vectors = np.random.default_rng(0).normal(size=(len(texts), 16)).astype(np.float32)
+    union = es.EmbeddingSet(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), texts, None)
+    indices = knn_graph(vectors, k=15).indices
+    joined = pocket_neighbours(indices, union, seed=0)
+    assert joined.shape == (len(texts), 29) and np.array_equal(joined[:, :15], indices)
+    assert not (joined[:, 15:] == np.arange(len(texts))[:, None]).any(), "no row is its own words neighbour"
+    assert np.array_equal(joined, pocket_neighbours(indices, union, seed=0))
+    tiny = knn_graph(vectors[:2], k=2).indices
+    assert pocket_neighbours(tiny, es.EmbeddingSet(vectors[:2], texts.head(2), None)).shape[0] == 2
