@@ -115,7 +115,8 @@ def power(space, test, labels, seeds: int, args) -> list[dict]:
     wanted = [float(x) for x in args.shares.split(",")] if args.shares else SHARES
     for share in [x for x in [0.05] + SHARES[:2] + SHARES[3:] if x in wanted]:  # the acceptance cell first
         for group in GROUPS:
-            for seed in range(seeds if share == 0.05 or not args.other_seeds else args.other_seeds):
+            count = seeds if share == 0.05 or not args.other_seeds else args.other_seeds
+            for seed in range(args.first_seed, args.first_seed + count):
                 a, b, n_g = injected_split(test, labels, group, share, seed)
                 order = np.r_[a, b]
                 source = np.r_[np.zeros(len(a), bool), np.ones(len(b), bool)]
@@ -273,6 +274,8 @@ def main() -> None:
     parser.add_argument("--part", choices=["calibration", "power", "speed", "groups", "models"], required=True)
     parser.add_argument("--limit", type=int, default=0, help="models: first N test posts only (0 = all)")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="power: first split seed (10 with --seeds 10: the held-out seeds 10-19)")
     parser.add_argument("--set", default="/tmp/emb/20ng.set")
     parser.add_argument("--out", default="/tmp/bench_compare")
     parser.add_argument("--no-mmd", action="store_true", help="skip the MMD baseline")
