@@ -24,7 +24,8 @@ import numpy as np
 
 from embedspace.errors import InputError
 
-__all__ = ["describe", "class_tfidf_keywords", "keyword_text", "without_headers", "short_label", "term_counts", "NOISE_LABEL"]
+__all__ = ["describe", "class_tfidf_keywords", "keyword_text", "without_headers", "short_label", "keyword_stop_words",
+           "term_counts", "NOISE_LABEL"]
 
 NOISE_LABEL = "(unclustered)"
 # Documents are cut to this many characters for keyword counting: the head of a long
@@ -57,6 +58,13 @@ NEWS_STOP_WORDS = frozenset({
 _EMAIL = re.compile(r"(?<!\S)[^\s@]*@\S+")
 _URL = re.compile(r"(?:https?://|www\.)\S+")
 _HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,40}:[ \t]")
+
+
+def keyword_stop_words() -> list[str]:
+    """The words keywords never are: scikit-learn's English list plus ``NEWS_STOP_WORDS``, sorted."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return sorted(ENGLISH_STOP_WORDS | NEWS_STOP_WORDS)
 
 
 def without_headers(text: str) -> str:
@@ -120,11 +128,7 @@ def class_tfidf_keywords(texts, classes, *, n_keywords: int = 10, ngram_range=(1
     if len(texts) != len(classes):
         raise InputError(f"{len(texts)} texts but {len(classes)} class labels")
     ids, inverse = np.unique(classes, return_inverse=True)
-    words = stop_words
-    if isinstance(stop_words, str) and stop_words == "english":
-        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-        words = sorted(ENGLISH_STOP_WORDS | NEWS_STOP_WORDS)
+    words = keyword_stop_words() if isinstance(stop_words, str) and stop_words == "english" else stop_words
 
     def fit(df):
         vectorizer = CountVectorizer(ngram_range=ngram_range, min_df=df, max_df=max_df if len(texts) >= 50 else 1.0,
@@ -172,10 +176,10 @@ def term_counts(texts, *, ngram_range=(1, 2), min_df: int = 2, max_df: float = M
         None when no term survives.
     terms : list of str
     """
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+    from sklearn.feature_extraction.text import CountVectorizer
 
     texts = [keyword_text(t) for t in texts]
-    words = sorted(ENGLISH_STOP_WORDS | NEWS_STOP_WORDS)
+    words = keyword_stop_words()
     for df in dict.fromkeys((min_df if len(texts) >= 10 * min_df else 1, 1)):
         vectorizer = CountVectorizer(ngram_range=ngram_range, min_df=df, max_df=max_df if len(texts) >= 50 else 1.0,
                                      stop_words=words, token_pattern=_TOKEN_PATTERN, lowercase=True)

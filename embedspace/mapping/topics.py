@@ -43,12 +43,12 @@ from embedspace.errors import FormatError, InputError
 from embedspace.mapping.clustering import clustering_scores
 from embedspace.mapping.labels import (
     MAX_KEYWORD_DOCUMENTS,
-    NEWS_STOP_WORDS,
     NOISE_LABEL,
     _by_centrality,
     _distinct_examples,
     _distinct_keywords,
     describe,
+    keyword_stop_words,
     keyword_text,
     short_label,
     term_counts,
@@ -351,7 +351,7 @@ def npmi_coherence(texts, keyword_lists, *, top_n: int = 10, groups=None) -> dic
         out = {"mean": None, "per_cluster": [None] * len(lists)}
         return out if groups is None else {**out, "by_group": {g: None for g in groups}}
     vectorizer = CountVectorizer(vocabulary=vocabulary, ngram_range=(1, 2), binary=True, lowercase=True,
-                                 token_pattern=r"(?u)\b[^\W\d_]\w+\b", stop_words=_stop_words())
+                                 token_pattern=r"(?u)\b[^\W\d_]\w+\b", stop_words=keyword_stop_words())
     present = vectorizer.transform([keyword_text(t) for t in texts]).tocsc().astype(np.float64)
     n = max(present.shape[0], 1)
     index = {w: j for j, w in enumerate(vocabulary)}
@@ -380,11 +380,6 @@ def npmi_coherence(texts, keyword_lists, *, top_n: int = 10, groups=None) -> dic
         out["by_group"] = by_group
     return out
 
-
-def _stop_words():
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return sorted(ENGLISH_STOP_WORDS | NEWS_STOP_WORDS)
 
 
 

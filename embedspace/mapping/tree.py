@@ -41,7 +41,7 @@ import numpy as np
 
 from embedspace.errors import InputError
 from embedspace.mapping.clustering import equal_weight_blocks, relabel_by_size
-from embedspace.mapping.labels import _TOKEN_PATTERN, NEWS_STOP_WORDS, without_headers
+from embedspace.mapping.labels import _TOKEN_PATTERN, keyword_stop_words, without_headers
 
 __all__ = [
     "build_levels",
@@ -129,12 +129,12 @@ def split_features(layout, texts=None, *, random_state: int = 0) -> np.ndarray:
 def _text_block(texts, random_state: int):
     """Unit rows of the truncated SVD of the documents' TF-IDF; None when too few words survive."""
     from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+    from sklearn.feature_extraction.text import TfidfVectorizer
     from threadpoolctl import threadpool_limits
 
     cut = [without_headers(str(t)[: TEXT_CHARS + _HEADER_CHARS])[:TEXT_CHARS] for t in texts]
     vectorizer = TfidfVectorizer(min_df=2 if len(cut) >= 20 else 1, max_df=0.4 if len(cut) >= 50 else 1.0,
-                                 stop_words=sorted(ENGLISH_STOP_WORDS | NEWS_STOP_WORDS), token_pattern=_TOKEN_PATTERN,
+                                 stop_words=keyword_stop_words(), token_pattern=_TOKEN_PATTERN,
                                  sublinear_tf=True, max_features=TEXT_TERMS, dtype=np.float32)
     try:
         weights = vectorizer.fit_transform(cut)
