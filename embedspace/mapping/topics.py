@@ -166,12 +166,7 @@ class _Counts:
         if self._present is None:
             self._present = (self.matrix > 0).tocsc().astype(np.float64)
             self._column = {t: j for j, t in enumerate(self.terms)}
-        block = self._present[:, [self._column[t] for t in candidates]]
-        n = max(block.shape[0], 1)
-        p = np.asarray(block.sum(axis=0)).ravel() / n
-        joint = np.asarray((block.T @ block).todense()) / n
-        eps = 1e-12
-        npmi = np.log((joint + eps) / np.maximum(np.outer(p, p), eps)) / -np.log(joint + eps)
+        _, npmi = _npmi_matrix(self._present[:, [self._column[t] for t in candidates]])
         chosen = [0]
         while len(chosen) < n_keywords:
             left = [j for j in range(len(candidates)) if j not in chosen]
@@ -353,22 +348,12 @@ def npmi_coherence(texts, keyword_lists, *, top_n: int = 10, groups=None) -> dic
     vectorizer = CountVectorizer(vocabulary=vocabulary, ngram_range=(1, 2), binary=True, lowercase=True,
                                  token_pattern=r"(?u)\b[^\W\d_]\w+\b", stop_words=keyword_stop_words())
     present = vectorizer.transform([keyword_text(t) for t in texts]).tocsc().astype(np.float64)
-    n = max(present.shape[0], 1)
     index = {w: j for j, w in enumerate(vocabulary)}
-    eps = 1e-12
     scores = []
     for words in lists:
         cols = [index[w] for w in words]
-        block = present[:, cols]
-        p = np.asarray(block.sum(axis=0)).ravel() / n
-        joint = np.asarray((block.T @ block).todense()) / n
-        values = []
-        for a in range(len(cols)):
-            for b in range(a + 1, len(cols)):
-                if p[a] == 0 or p[b] == 0:
-                    continue
-                pmi = np.log((joint[a, b] + eps) / (p[a] * p[b]))
-                values.append(pmi / -np.log(joint[a, b] + eps))
+        p, npmi = _npmi_matrix(present[:, cols])
+        values = [npmi[a, b] for a in range(len(cols)) for b in range(a + 1, len(cols)) if p[a] > 0 and p[b] > 0]
         scores.append(float(np.mean(values)) if values else None)
     valid = [s for s in scores if s is not None]
     out = {"mean": float(np.mean(valid)) if valid else None, "per_cluster": scores}
@@ -381,6 +366,21 @@ def npmi_coherence(texts, keyword_lists, *, top_n: int = 10, groups=None) -> dic
     return out
 
 
+
+
+def _npmi_matrix(present) -> tuple[np.ndarray, np.ndarray]:
+    """Document frequencies p (m,) and pairwise NPMI (m, m) of the m columns of a binary documents x terms matrix.
+
+    ``NPMI(a, b) = log(p_ab / (p_a p_b)) / -log(p_ab)``, with ``1e-12`` added to ``p_ab`` (a pair
+    never seen together scores -1); pairs with a term never seen are meaningless (callers skip them).
+    """
+    n = max(present.shape[0], 1)
+    p = np.asarray(present.sum(axis=0)).ravel() / n
+    joint = np.asarray((present.T @ present).todense()) / n
+    eps = 1e-12
+    expected = np.outer(p, p)
+    expected[expected == 0] = eps
+    return p, np.log((joint + eps) / expected) / -np.log(joint + eps)
 
 
 def tree_metrics(mapped, tree, *, label_col: str | None = None, X=None) -> list[dict]:
