@@ -179,3 +179,16 @@ def test_embedding_reranked_keywords_come_from_the_candidates(tree_mapper, encod
     children = reranked[reranked["level"] > 0]
     for _, siblings in children.groupby(["level", "parent"]):
         assert siblings["keywords"].str[0].is_unique
+
+
+def test_finer_keywords_after_the_first_are_the_ones_that_occur_together():
+    """The coherent choice: after the best term, the candidates that co-occur with those chosen, not the frequent ones."""
+    from embedspace.mapping.topics import _Counts
+
+    texts = (["engine carburetor repair"] * 12 + ["engine carburetor"] * 6 + ["weather lovely today"] * 20
+             + ["engine weather"] * 2)
+    counts = _Counts(texts, np.arange(len(texts)))
+    # ranked as c-TF-IDF might: "weather" is frequent but appears with "engine" in 2 documents only
+    assert counts.coherent(["engine", "weather", "carburetor", "repair"], 3) == ["engine", "carburetor", "repair"]
+    assert counts.coherent(["engine", "weather"], 3) == ["engine", "weather"]  # fewer candidates than keywords
+
