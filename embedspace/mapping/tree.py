@@ -117,8 +117,15 @@ def split_features(layout, texts=None, *, random_state: int = 0) -> np.ndarray:
         The blocks side by side, each centred and scaled to a total variance of 1
         (:func:`embedspace.mapping.clustering.equal_weight_blocks`), so layout and words
         weigh the same in k-means.
+
+    Raises
+    ------
+    InputError
+        If ``texts`` and ``layout`` differ in length.
     """
     blocks = [np.asarray(layout, dtype=np.float64)]
+    if texts is not None and len(texts) != len(blocks[0]):
+        raise InputError(f"texts has {len(texts)} documents and layout {len(blocks[0])} rows")
     if texts is not None:
         words = _text_block(texts, random_state)
         if words is not None:

@@ -192,3 +192,20 @@ def test_finer_keywords_after_the_first_are_the_ones_that_occur_together():
     assert counts.coherent(["engine", "weather", "carburetor", "repair"], 3) == ["engine", "carburetor", "repair"]
     assert counts.coherent(["engine", "weather"], 3) == ["engine", "weather"]  # fewer candidates than keywords
 
+
+def test_split_features_put_layout_and_words_side_by_side_with_equal_weight():
+    from embedspace.errors import InputError
+    from embedspace.mapping import split_features
+
+    rng = np.random.default_rng(0)
+    layout = rng.normal(size=(60, 5)) * 40.0
+    texts = [f"{'rocket orbit launch' if i % 2 else 'pitcher inning baseball'} note{i % 7}" for i in range(60)]
+    both = split_features(layout, texts, random_state=0)
+    assert both.shape[0] == 60 and both.shape[1] > 5
+    weight = [float((block ** 2).sum(axis=1).mean()) for block in (both[:, :5], both[:, 5:])]
+    assert np.allclose(weight, 1.0), weight  # the layout's scale does not drown the words
+    assert np.array_equal(both, split_features(layout, texts, random_state=0))
+    assert split_features(layout).shape == (60, 5)
+    assert split_features(layout, [""] * 60).shape == (60, 5)  # no word survives: the layout alone
+    with pytest.raises(InputError, match="texts"):
+        split_features(layout, texts[:10])
