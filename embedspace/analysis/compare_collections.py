@@ -330,6 +330,8 @@ def compare_sets(a, b, *, test: str = DEFAULT_TEST, permutations: int = PERMUTAT
         raise InputError(f"unknown test '{test}' (choose from {', '.join(TESTS)})")
     if not 0 < alpha < 1:
         raise InputError(f"alpha must be between 0 and 1, got {alpha}")
+    if int(pocket_permutations) < 1:
+        raise InputError(f"pocket_permutations must be at least 1, got {pocket_permutations}")
     timings = {}
     started = time.perf_counter()
     union = _union(a, b, names)

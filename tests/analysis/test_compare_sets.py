@@ -103,6 +103,8 @@ def test_bad_input(posts):
         es.compare_sets(posts.select(np.arange(10)), other)
     with pytest.raises(InputError, match="unknown test"):
         es.compare_sets(posts.select(np.arange(10)), posts.select(np.arange(10, 20)), test="t")
+    with pytest.raises(InputError, match="pocket_permutations must be at least 1"):
+        es.compare_sets(posts.select(np.arange(10)), posts.select(np.arange(10, 20)), pocket_permutations=0)
 
 
 @pytest.mark.slow
