@@ -35,8 +35,8 @@
    see ``scripts/BENCHMARKS.md`` § bench_compare.py for purity and coverage of B's top region.
    The global test does not use the pockets. Regions and pockets are named in one
    c-TF-IDF pass (:func:`embedspace.mapping.describe`) over at most ``NAMING_DOCS`` = 150
-   documents of each (a seeded sample): on one 6,000-post split of 20 Newsgroups this took
-   52% of the time of naming from every document and kept 92% of the keywords.
+   documents of each (a seeded sample), about half the time of naming from every document
+   with most keywords the same (``scripts/bench_compare.py --part speed``; BENCHMARKS.md).
 3. **Novelty.** Each document of B is scored against A with
    :func:`embedspace.analysis.outlier_scores` (``method="knn"``: mean distance to A's 10
    nearest documents over the median of A's own; 1.0 = typical).

@@ -6,8 +6,8 @@
    (``"Hello  World"`` and ``"hello world"``), found by hashing, whatever the vectors say;
 2. **near** groups: pairs of documents that pass the ``threshold`` rule (below), found over
    one representative per exact group with FAISS (:class:`embedspace.search.NeighbourSearch`,
-   in blocks of rows, exact up to 100,000 distinct texts, an IVF index above: 1,000,000 short
-   texts in 2.07 GB peak RSS, scripts/bench_outliers.py --part scale), and joined
+   in blocks of rows, exact up to 100,000 distinct texts, an IVF index above, so a million
+   texts fit in bounded memory: scripts/bench_outliers.py --part scale), and joined
    by union-find: A~B and B~C put A, B and C in one group even when A and C are further
    apart — ``min_similarity`` says how far apart the group's members can be.
 

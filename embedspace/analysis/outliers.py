@@ -9,8 +9,7 @@
 
 Methods (cosine distance ``1 - cos`` throughout; neighbours from
 :class:`embedspace.search.NeighbourSearch`, exact up to 100,000 rows, an IVF index above,
-so a million documents are scored in bounded memory: 1,000,000 short texts in 1.08 GB peak RSS,
-scripts/bench_outliers.py --part scale):
+so a million documents are scored in bounded memory: scripts/bench_outliers.py --part scale):
 
 ``contrast`` (the default)
     With a reference R, for a scored document x of the collection S::

@@ -19,13 +19,12 @@ section bench_map_tree.py)
   words (TF-IDF of their first ``TEXT_CHARS`` characters, reduced by truncated SVD to
   ``TEXT_DIMENSIONS``), each block weighing the same. UMAP presses together topics
   that share a vocabulary register (the five comp.* groups of 20 Newsgroups, one
-  cluster at the top); their words keep them apart. On 20 Newsgroups test (seeds 0-2)
-  the first finer level went from NMI 0.624-0.630 (the layout alone) to 0.657-0.663,
-  and no level of AG News lost; the layout with the embeddings (``--k``'s space; also
-  beside the words: as good, 0.6 s slower), bisecting, a Gaussian mixture, Ward,
-  spectral clustering, or HDBSCAN's own finer clusterings nested in the parents all
-  stayed at 0.62-0.64 (``scripts/bench_map.py tree levels``, and exploratory runs on
-  its saved layouts; figures in ``scripts/BENCHMARKS.md``, section bench_map_tree.py).
+  cluster at the top); their words keep them apart. It scored higher NMI than the layout
+  alone at the first finer level of 20 Newsgroups test on seeds 0-2, with no level of AG
+  News lower, and higher than the alternatives tried (the ``--k`` space, bisecting, a
+  Gaussian mixture, Ward, spectral clustering, HDBSCAN's own finer clusterings)
+  (``scripts/bench_map.py tree levels``; figures in ``scripts/BENCHMARKS.md``, section
+  bench_map_tree.py).
 * Outliers (-1) of the top level stay -1 at every level; with ``assign_outliers`` there
   are none. ``levels=N`` forces N levels, doubling without the grid's limit (fewer when
   the collection cannot be split that far: a level must differ from its parent, and a
