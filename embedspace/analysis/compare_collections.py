@@ -114,9 +114,7 @@ class SetComparison:
         One row per region: significant pockets first (largest core first), then
         significant map regions (ranked by ``|log2_ratio|``), then the rest by p-value:
         ``cluster`` (an id unique in this table; pockets are numbered after the map
-        regions), ``kind`` ("pocket" or "cluster"), ``core_size`` and ``extent_bar``
-        (pockets: the core's size, and the share of neighbours in the pocket its other
-        members reached), ``label``,
+        regions), ``kind`` ("pocket" or "cluster"), ``core_size`` (pockets), ``label``,
         ``keywords`` (list), ``n_a``, ``n_b``,
         ``share_a``, ``share_b``, ``log2_ratio``, ``odds_ratio``, ``p_value``,
         ``q_value``, ``significant``, ``direction`` ("more in B" / "less in B" / ""),
@@ -226,8 +224,7 @@ def _pocket_frame(pockets, is_b, offset: int):
         ratio = float(np.log2(((n_b + 0.5) / (total_b + 0.5)) / ((n_a + 0.5) / (total_a + 0.5))))
         rows.append({"cluster": offset + number, "n_a": n_a, "n_b": n_b, "share_a": n_a / total_a,
                      "share_b": n_b / total_b, "log2_ratio": ratio, "odds_ratio": np.nan, "p_value": found["p_value"],
-                     "q_value": found["p_value"], "kind": "pocket", "core_size": found["core_size"],
-                     "extent_bar": found["extent_bar"]})
+                     "q_value": found["p_value"], "kind": "pocket", "core_size": found["core_size"]})
     return pd.DataFrame(rows), pocket
 
 
@@ -242,7 +239,7 @@ def _describe_regions(union, regions, is_b, alpha, n_examples, pockets=(), seed:
     """Regions (significant pockets first, then map regions) with names, examples and ranks; and the pocket ids."""
     import pandas as pd
 
-    frame = fisher_regions(regions, is_b).assign(kind="cluster", core_size=0, extent_bar=np.nan)
+    frame = fisher_regions(regions, is_b).assign(kind="cluster", core_size=0)
     pocket_rows, pocket = _pocket_frame(pockets, is_b, int(max(regions.max(), -1)) + 1)
     if len(pocket_rows):
         frame = pd.concat([pocket_rows, frame], ignore_index=True)
