@@ -348,3 +348,17 @@ def chromium_context(profile: Path, **options):
             yield context
         finally:
             context.close()
+
+
+def parse_python(source: str):
+    """``ast.parse(source)``, retried when CPython 3.11 raises its spurious "AST constructor recursion depth
+    mismatch" SystemError (python/cpython#106905: the check's counter is shared with other threads, such as
+    the Ray session's that the distributed tests leave running in the same worker)."""
+    import ast
+
+    for attempt in range(5):
+        try:
+            return ast.parse(source)
+        except SystemError:
+            if attempt == 4:
+                raise

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import REPO, assert_one_error_line, assert_success, cli_env, private_cache, run_many, shared_world, tree
+from helpers import (REPO, assert_one_error_line, assert_success, cli_env, parse_python, private_cache, run_many,
+                     shared_world, tree)
 from embedspace.store import read_manifest
 
 KINDS = {"set": "embedspace.embeddingset", "index": "embedspace.index", "map": "embedspace.map", "vae": "embedspace.vae"}
@@ -270,7 +271,7 @@ def test_where_never_reaches_eval(world, monkeypatch, cli):
 def test_the_filter_module_calls_no_evaluator():
     source = (REPO / "embedspace" / "search" / "filters.py").read_text(encoding="utf-8")
     called = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse_python(source)):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             called.add(node.func.id)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from helpers import REPO
+from helpers import REPO, parse_python
 
 PACKAGE = REPO / "embedspace"
 HEAVY = ("torch",)
@@ -55,7 +55,7 @@ def _imports():
     modules = _modules()
     found = []
     for name, path in modules.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = parse_python(path.read_text(encoding="utf-8"))
         top = {id(n) for n in tree.body}
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
@@ -76,7 +76,7 @@ def _imports():
 
 
 def _loads_heavy(path: Path) -> bool:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = parse_python(path.read_text(encoding="utf-8"))
     for node in tree.body:
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
             [node.module or ""] if isinstance(node, ast.ImportFrom) else []
@@ -159,7 +159,7 @@ def test_own_imports_are_at_the_top_unless_they_load_torch():
 
 def test_every_job_folder_declares_its_public_names():
     for folder in sorted(p for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()):
-        tree = ast.parse((folder / "__init__.py").read_text(encoding="utf-8"))
+        tree = parse_python((folder / "__init__.py").read_text(encoding="utf-8"))
         assert ast.get_docstring(tree), f"{folder.name}/__init__.py says what the job is"
         names = [n for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
                  and getattr(n.targets[0] if isinstance(n, ast.Assign) else n.target, "id", "") == "__all__"]
