@@ -39,7 +39,7 @@ from embedspace.mapping.pipeline import (
 from embedspace.mapping.reduction import reduce
 from embedspace.mapping.sampled import MIN_SAMPLE, SAMPLE_SIZE, SampledMapper
 from embedspace.mapping.topics import npmi_coherence, read_topics, topic_tree, tree_lines
-from embedspace.mapping.tree import MAX_LEVELS, build_levels, split_features, word_features
+from embedspace.mapping.tree import MAX_LEVELS, build_levels, split_features
 
 __all__ = [
     "Clusterer",
@@ -58,7 +58,6 @@ __all__ = [
     "assign_outliers",
     "build_levels",
     "split_features",
-    "word_features",
     "class_tfidf_keywords",
     "cluster",
     "clustering_scores",

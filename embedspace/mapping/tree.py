@@ -48,7 +48,6 @@ __all__ = [
     "level_columns",
     "level_parents",
     "split_features",
-    "word_features",
     "LEVEL_GROWTH",
     "MAX_LEVELS",
 ]
@@ -94,7 +93,7 @@ def _level_targets(top_count: int, candidate_counts: list[int], levels) -> list[
     return targets
 
 
-def split_features(layout, texts=None, *, random_state: int = 0, words=None) -> np.ndarray:
+def split_features(layout, texts=None, *, random_state: int = 0) -> np.ndarray:
     """The space the finer levels are split in: the clustering layout beside the documents' words.
 
     Parameters
@@ -102,54 +101,39 @@ def split_features(layout, texts=None, *, random_state: int = 0, words=None) -> 
     layout : array-like of shape (n, d_layout)
         The clustering layout.
     texts : sequence of str of length n, optional
-        The documents: their :func:`word_features` form the words block.
+        The documents: a TF-IDF block of their words (the first ``TEXT_CHARS``
+        characters after a leading e-mail/Usenet header block,
+        :func:`embedspace.mapping.labels.without_headers`; words as keywords tokenise
+        them, the ``TEXT_TERMS`` commonest in 2 documents to 40% of them), reduced by
+        truncated SVD to ``TEXT_DIMENSIONS`` and each row normalised. Left out when no
+        word survives.
     random_state : int, default=0
         Seed of the randomized SVD.
-    words : ndarray of shape (n, d_text), optional
-        A words block already computed by :func:`word_features` (``texts`` is then not read).
 
     Returns
     -------
     ndarray of shape (n, d_layout + d_text), float64
         The blocks side by side, each centred and scaled to a total variance of 1
         (:func:`embedspace.mapping.clustering.equal_weight_blocks`), so layout and words
-        weigh the same in k-means. The layout alone when no word survives.
+        weigh the same in k-means.
 
     Raises
     ------
     InputError
-        If ``texts`` (or ``words``) and ``layout`` differ in length.
+        If ``texts`` and ``layout`` differ in length.
     """
     blocks = [np.asarray(layout, dtype=np.float64)]
-    if words is None and texts is not None:
-        if len(texts) != len(blocks[0]):
-            raise InputError(f"texts has {len(texts)} documents and layout {len(blocks[0])} rows")
-        words = word_features(texts, random_state=random_state)
-    if words is not None:
-        if len(words) != len(blocks[0]):
-            raise InputError(f"words has {len(words)} rows and layout {len(blocks[0])}")
-        blocks.append(words)
+    if texts is not None and len(texts) != len(blocks[0]):
+        raise InputError(f"texts has {len(texts)} documents and layout {len(blocks[0])} rows")
+    if texts is not None:
+        words = _text_block(texts, random_state)
+        if words is not None:
+            blocks.append(words)
     return equal_weight_blocks(blocks)
 
 
-def word_features(texts, *, random_state: int = 0):
-    """The documents' words as unit rows: TF-IDF reduced by truncated SVD.
-
-    Parameters
-    ----------
-    texts : sequence of str of length n
-        The first ``TEXT_CHARS`` characters of each after a leading e-mail/Usenet header
-        block (:func:`embedspace.mapping.labels.without_headers`) are read; words as
-        keywords tokenise them, the ``TEXT_TERMS`` commonest in 2 documents to 40% of them.
-    random_state : int, default=0
-        Seed of the randomized SVD (it runs on one thread, so the result is deterministic).
-
-    Returns
-    -------
-    ndarray of shape (n, d_text), float64, or None
-        ``d_text = min(TEXT_DIMENSIONS, terms - 1, n - 1)``; None when fewer than 3 terms
-        or documents are left.
-    """
+def _text_block(texts, random_state: int):
+    """Unit rows of the truncated SVD of the documents' TF-IDF; None when too few words survive."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
     from threadpoolctl import threadpool_limits

@@ -195,7 +195,7 @@ def test_finer_keywords_after_the_first_are_the_ones_that_occur_together():
 
 def test_split_features_put_layout_and_words_side_by_side_with_equal_weight():
     from embedspace.errors import InputError
-    from embedspace.mapping import split_features, word_features
+    from embedspace.mapping import split_features
 
     rng = np.random.default_rng(0)
     layout = rng.normal(size=(60, 5)) * 40.0
@@ -209,8 +209,3 @@ def test_split_features_put_layout_and_words_side_by_side_with_equal_weight():
     assert split_features(layout, [""] * 60).shape == (60, 5)  # no word survives: the layout alone
     with pytest.raises(InputError, match="texts"):
         split_features(layout, texts[:10])
-    words = word_features(texts, random_state=0)
-    assert np.allclose(np.linalg.norm(words, axis=1), 1.0) and word_features([""] * 60) is None
-    assert np.array_equal(both, split_features(layout, words=words)), "a block computed once gives the same space"
-    with pytest.raises(InputError, match="words"):
-        split_features(layout, words=words[:10])
