@@ -259,7 +259,7 @@ def rerank_keywords(tree, mapped, *, n_keywords: int = 10, encoder=None):
     section bench_map_tree.py; measured on the earlier levels and c-TF-IDF names). Not the
     default: loading the model for the terms and embedding them took 9.3 s on those 10,000
     posts, and the default's coherent choice (module notes) now scores higher at the finer
-    levels (0.470 against 0.370 at the 25-cluster level, ``tree bertopic``).
+    levels (``tree bertopic``; BENCHMARKS.md).
 
     Parameters
     ----------
@@ -364,8 +364,6 @@ def npmi_coherence(texts, keyword_lists, *, top_n: int = 10, groups=None) -> dic
             by_group[g] = float(np.mean(mine)) if mine else None
         out["by_group"] = by_group
     return out
-
-
 
 
 def _npmi_matrix(present) -> tuple[np.ndarray, np.ndarray]:
