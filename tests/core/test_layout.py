@@ -18,6 +18,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from helpers import REPO, parse_python
 
 PACKAGE = REPO / "embedspace"
@@ -164,3 +166,24 @@ def test_every_job_folder_declares_its_public_names():
         names = [n for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
                  and getattr(n.targets[0] if isinstance(n, ast.Assign) else n.target, "id", "") == "__all__"]
         assert names, f"{folder.name}/__init__.py lists __all__"
+
+
+def test_parsing_retries_cpythons_spurious_recursion_depth_error(monkeypatch):
+    """helpers.parse_python retries the SystemError of python/cpython#106905, and gives up after five tries."""
+    real, calls = ast.parse, []
+
+    def flaky(source, *args, **kwargs):
+        calls.append(source)
+        if len(calls) < 3:
+            raise SystemError("AST constructor recursion depth mismatch (before=141, after=69)")
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", flaky)
+    assert isinstance(parse_python("x = 1"), ast.Module) and len(calls) == 3
+
+    def broken(source, *args, **kwargs):
+        raise SystemError("AST constructor recursion depth mismatch")
+
+    monkeypatch.setattr(ast, "parse", broken)
+    with pytest.raises(SystemError):
+        parse_python("x = 1")
