@@ -45,6 +45,48 @@ def test_planted_pocket_is_found_pure_and_whole(planted):
     assert np.array_equal(again["pockets"][0]["members"], members) and np.array_equal(again["null_max"], found["null_max"])
 
 
+def _beside_shared_topic(seed: int, a_per_topic: int, distance: float):
+    """12 shared topics (A: ``a_per_topic`` each, B: 95 each) and a B-only topic of 60 at ``distance`` from topic 0."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(12, 24))
+    direction = rng.normal(size=24)
+    lone = centres[0] + distance * direction / np.linalg.norm(direction)
+    a = _blobs(a_per_topic, centres, rng)
+    b = np.vstack([_blobs(95, centres, rng), lone + 0.35 * rng.normal(size=(60, 24))])
+    vectors = np.vstack([a, b]).astype(np.float32)
+    source = np.r_[np.zeros(len(a), bool), np.ones(len(b), bool)]
+    topic = np.r_[np.repeat(np.arange(12), a_per_topic), np.repeat(np.arange(12), 95), np.full(60, 12)]
+    return knn_graph(vectors, k=15).indices, source, topic
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_extent_takes_the_lone_topic_and_leaves_its_shared_neighbour(seed):
+    indices, source, topic = _beside_shared_topic(seed, 100, 1.5)  # the two blobs touch
+    found = find_pockets(indices, source, seed=seed)
+    top = found["pockets"][0]
+    assert top["side"] == "B" and top["significant"]
+    members = top["members"]
+    assert set(top["core"]) <= set(members) and len(top["core"]) == top["core_size"]
+    assert (topic[members] == 12).mean() >= 0.9 and (topic[members] == 12).sum() >= 0.9 * 60
+    b_of_neighbour = source & (topic == 0)
+    assert np.isin(np.flatnonzero(b_of_neighbour), members).mean() <= 0.1, "B's half of the shared topic stays out"
+
+
+def test_extent_holds_when_a_is_half_the_size_of_b():
+    indices, source, topic = _beside_shared_topic(0, 50, 2.0)
+    members = find_pockets(indices, source, seed=0)["pockets"][0]["members"]
+    assert (topic[members] == 12).mean() >= 0.9 and (topic[members] == 12).sum() >= 0.9 * 60
+
+
+def test_extent_bar_is_a_probability():
+    indices, source, _ = _beside_shared_topic(0, 100, 2.0)
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(InputError, match="extend"):
+            find_pockets(indices, source, extend=bad)
+    loose, strict = (find_pockets(indices, source, seed=0, extend=bar)["pockets"][0] for bar in (0.05, 0.6))
+    assert set(strict["members"]) <= set(loose["members"]) and np.array_equal(strict["core"], loose["core"])
+
+
 def test_random_split_gives_no_significant_pocket():
     for seed in range(3):
         rng = np.random.default_rng(10 + seed)
