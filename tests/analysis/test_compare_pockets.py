@@ -1,4 +1,7 @@
-"""Pockets (analysis/compare_pockets.py): a planted pocket is found, pure and whole, without its shared neighbour; a random split gives none."""
+"""Pockets (analysis/compare_pockets.py): a planted pocket is found, pure and whole.
+
+Its extent leaves a shared neighbouring topic out, also with unequal sets; a random split gives none.
+"""
 
 from __future__ import annotations
 
