@@ -100,13 +100,14 @@ def calibration(space, test, labels, seeds: int, args) -> list[dict]:
     return rows
 
 
-def injected_split(test, labels, group: str, share: float, seed: int):
+def injected_split(test, labels, group: str, share: float, seed: int, a_size: int = SET_SIZE, b_size: int = SET_SIZE):
+    """A: ``a_size`` rows of ``test`` without ``group``; B: ``b_size`` other rows, ``round(b_size * share)`` of them of it."""
     rng = np.random.default_rng(seed)
     others = rng.permutation(test[labels[test] != group])
     members = test[labels[test] == group]
-    n_g = round(SET_SIZE * share)
-    a = others[:SET_SIZE]
-    b = np.r_[others[SET_SIZE:2 * SET_SIZE - n_g], rng.choice(members, n_g, replace=False)]
+    n_g = round(b_size * share)
+    a = others[:a_size]
+    b = np.r_[others[a_size:a_size + b_size - n_g], rng.choice(members, n_g, replace=False)]
     return a, b, n_g
 
 

@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO))
 
 from _bench_machine import cpu_name
+from bench_compare import injected_split
 from bench_map import AG_NEWS, ag_news_table
 
 import embedspace as es
@@ -52,17 +53,6 @@ def load(corpus: str):
     if corpus == "20ng":
         return es.embed("corpus:20newsgroups", progress=False)
     return es.embed(ag_news_table(AG_NEWS), progress=False)
-
-
-def split(labels, group: str, a_size: int, b_size: int, share: float, seed: int):
-    """A without ``group``; B with ``round(b_size * share)`` of its documents (as bench_compare's injected_split)."""
-    rows = np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    others = rng.permutation(rows[labels != group])
-    n_g = round(b_size * share)
-    a = others[:a_size]
-    b = np.r_[others[a_size:a_size + b_size - n_g], rng.choice(rows[labels == group], n_g, replace=False)]
-    return a, b
 
 
 def earlier_extent(neighbours, own, members):
@@ -116,7 +106,8 @@ def main() -> None:
                 cell = table.setdefault((corpus, setting), {"splits": 0, **{rule: 0 for rule in rules}})
                 for group in GROUPS[corpus]:
                     for seed in range(args.first_seed, args.first_seed + args.seeds):
-                        a, b = split(labels, group, a_size, b_size, share, seed)
+                        a, b, _ = injected_split(np.arange(len(labels)), labels, group, share, seed,
+                                                 a_size=a_size, b_size=b_size)
                         union = space.select(np.r_[a, b])
                         source = np.r_[np.zeros(len(a), bool), np.ones(len(b), bool)]
                         injected = source & (labels[np.r_[a, b]] == group)
