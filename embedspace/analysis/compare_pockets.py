@@ -29,7 +29,7 @@ the embedding, is kept apart by its words). The rule, for B (A is the mirror ima
    the core before any document of the other side with probability above ``EXTEND``
    (0.2). That probability is the harmonic function of the graph with the core
    held at 1 and the other side (and other pockets' documents) at 0, solved by sweeps
-   until no value moves by 1e-6 (17-20 sweeps at 4,500-6,000 documents). A document of B next to
+   until no value moves by 1e-6 (at most 1,000; counts in BENCHMARKS.md). A document of B next to
    both the pocket and A's documents (B's rec.motorcycles posts beside injected
    rec.autos) scores low, because its walks soon meet A; one inside the injected topic
    scores high even when few of its own neighbours are in the core. The p-value is the
